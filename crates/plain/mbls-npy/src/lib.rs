@@ -1,0 +1,995 @@
+//! Reading and writing NumPy `.npy` arrays and `.npz` archives.
+//!
+//! Supports format versions 1.0, 2.0 and 3.0, C and Fortran order (Fortran arrays are
+//! returned in C order), little- and big-endian data, and the dtypes `f4 f8 i1 i2 i4 i8
+//! u1 u2 u4 u8 b1`. `.npz` archives may be stored or deflate-compressed
+//! (`np.savez` / `np.savez_compressed`). Every malformed input is a typed [`NpyError`]
+//! that names the problem; nothing here panics on bad files.
+//!
+//! ```
+//! use mbls_npy::{NpyArray, NpyData};
+//! let a = NpyArray::new(vec![2, 2], NpyData::F32(vec![1.0, 2.0, 3.0, 4.0])).unwrap();
+//! let mut buf = Vec::new();
+//! a.write_to(&mut buf).unwrap();
+//! let b = NpyArray::read_from(&mut buf.as_slice()).unwrap();
+//! assert_eq!(a, b);
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 6] = b"\x93NUMPY";
+
+/// Errors while reading or writing `.npy` / `.npz` data.
+#[derive(Debug, thiserror::Error)]
+pub enum NpyError {
+    /// The file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// An I/O error on a stream without a path.
+    #[error("i/o error: {0}")]
+    Stream(#[from] std::io::Error),
+    /// The data does not start with the `.npy` magic string.
+    #[error("not a .npy array (bad magic bytes)")]
+    BadMagic,
+    /// The header is malformed.
+    #[error("malformed .npy header: {0}")]
+    BadHeader(String),
+    /// The dtype is not one this crate reads.
+    #[error("unsupported dtype '{0}' (supported: f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1)")]
+    UnsupportedDtype(String),
+    /// The data ends before the size announced by the header.
+    #[error("truncated .npy data: expected {expected} bytes of array data, found {found}")]
+    Truncated {
+        /// Bytes the header announces.
+        expected: u64,
+        /// Bytes actually present.
+        found: u64,
+    },
+    /// The shape does not match the number of elements given.
+    #[error("shape {shape:?} holds {expected} elements but {found} were given")]
+    ShapeMismatch {
+        /// The shape.
+        shape: Vec<usize>,
+        /// Elements the shape holds.
+        expected: usize,
+        /// Elements given.
+        found: usize,
+    },
+    /// The `.npz` archive is not a readable zip file.
+    #[error("not a readable .npz (zip) archive: {0}")]
+    Zip(String),
+    /// A key is missing from an `.npz` archive.
+    #[error("key '{key}' not found in .npz archive (keys: {available})")]
+    MissingKey {
+        /// The key asked for.
+        key: String,
+        /// The keys present, comma-separated.
+        available: String,
+    },
+    /// An error inside a named file or archive member.
+    #[error("{context}: {source}")]
+    In {
+        /// Where the error happened (file path, archive member).
+        context: String,
+        /// The error.
+        source: Box<NpyError>,
+    },
+}
+
+impl NpyError {
+    fn within(self, context: impl Into<String>) -> Self {
+        NpyError::In {
+            context: context.into(),
+            source: Box::new(self),
+        }
+    }
+}
+
+/// The element type of an array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    /// 32-bit float (`f4`).
+    F32,
+    /// 64-bit float (`f8`).
+    F64,
+    /// Signed integers (`i1`, `i2`, `i4`, `i8`).
+    I8,
+    /// 16-bit signed integer.
+    I16,
+    /// 32-bit signed integer.
+    I32,
+    /// 64-bit signed integer.
+    I64,
+    /// 8-bit unsigned integer (`u1`).
+    U8,
+    /// 16-bit unsigned integer.
+    U16,
+    /// 32-bit unsigned integer.
+    U32,
+    /// 64-bit unsigned integer.
+    U64,
+    /// Boolean (`b1`).
+    Bool,
+}
+
+impl DType {
+    fn size(self) -> usize {
+        match self {
+            DType::I8 | DType::U8 | DType::Bool => 1,
+            DType::I16 | DType::U16 => 2,
+            DType::F32 | DType::I32 | DType::U32 => 4,
+            DType::F64 | DType::I64 | DType::U64 => 8,
+        }
+    }
+    fn code(self) -> &'static str {
+        match self {
+            DType::F32 => "<f4",
+            DType::F64 => "<f8",
+            DType::I8 => "|i1",
+            DType::I16 => "<i2",
+            DType::I32 => "<i4",
+            DType::I64 => "<i8",
+            DType::U8 => "|u1",
+            DType::U16 => "<u2",
+            DType::U32 => "<u4",
+            DType::U64 => "<u8",
+            DType::Bool => "|b1",
+        }
+    }
+    /// Parses a NumPy dtype string such as `<f4`; returns the type and whether it is big-endian.
+    fn parse(descr: &str) -> Result<(DType, bool), NpyError> {
+        let bad = || NpyError::UnsupportedDtype(descr.to_string());
+        let mut chars = descr.chars();
+        let (order, rest) = match chars.next() {
+            Some(c @ ('<' | '>' | '|' | '=')) => (c, chars.as_str()),
+            _ => ('=', descr),
+        };
+        let dt = match rest {
+            "f4" => DType::F32,
+            "f8" => DType::F64,
+            "i1" => DType::I8,
+            "i2" => DType::I16,
+            "i4" => DType::I32,
+            "i8" => DType::I64,
+            "u1" => DType::U8,
+            "u2" => DType::U16,
+            "u4" => DType::U32,
+            "u8" => DType::U64,
+            "b1" => DType::Bool,
+            _ => return Err(bad()),
+        };
+        let big = order == '>' || (order == '=' && cfg!(target_endian = "big"));
+        Ok((dt, big && dt.size() > 1))
+    }
+    /// The NumPy name of the type, e.g. `float32`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+            DType::I8 => "int8",
+            DType::I16 => "int16",
+            DType::I32 => "int32",
+            DType::I64 => "int64",
+            DType::U8 => "uint8",
+            DType::U16 => "uint16",
+            DType::U32 => "uint32",
+            DType::U64 => "uint64",
+            DType::Bool => "bool",
+        }
+    }
+}
+
+/// The elements of an array, in C (row-major) order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NpyData {
+    /// `float32`
+    F32(Vec<f32>),
+    /// `float64`
+    F64(Vec<f64>),
+    /// `int8`
+    I8(Vec<i8>),
+    /// `int16`
+    I16(Vec<i16>),
+    /// `int32`
+    I32(Vec<i32>),
+    /// `int64`
+    I64(Vec<i64>),
+    /// `uint8`
+    U8(Vec<u8>),
+    /// `uint16`
+    U16(Vec<u16>),
+    /// `uint32`
+    U32(Vec<u32>),
+    /// `uint64`
+    U64(Vec<u64>),
+    /// `bool`
+    Bool(Vec<bool>),
+}
+
+macro_rules! each_data {
+    ($d:expr, $v:ident => $body:expr) => {
+        match $d {
+            NpyData::F32($v) => $body,
+            NpyData::F64($v) => $body,
+            NpyData::I8($v) => $body,
+            NpyData::I16($v) => $body,
+            NpyData::I32($v) => $body,
+            NpyData::I64($v) => $body,
+            NpyData::U8($v) => $body,
+            NpyData::U16($v) => $body,
+            NpyData::U32($v) => $body,
+            NpyData::U64($v) => $body,
+            NpyData::Bool($v) => $body,
+        }
+    };
+}
+
+impl NpyData {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        each_data!(self, v => v.len())
+    }
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        match self {
+            NpyData::F32(_) => DType::F32,
+            NpyData::F64(_) => DType::F64,
+            NpyData::I8(_) => DType::I8,
+            NpyData::I16(_) => DType::I16,
+            NpyData::I32(_) => DType::I32,
+            NpyData::I64(_) => DType::I64,
+            NpyData::U8(_) => DType::U8,
+            NpyData::U16(_) => DType::U16,
+            NpyData::U32(_) => DType::U32,
+            NpyData::U64(_) => DType::U64,
+            NpyData::Bool(_) => DType::Bool,
+        }
+    }
+}
+
+/// An n-dimensional array read from or written to `.npy`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NpyArray {
+    /// The shape (empty for a scalar).
+    pub shape: Vec<usize>,
+    /// The elements in C order.
+    pub data: NpyData,
+}
+
+fn numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+}
+
+/// Element types that can be written to `.npy`.
+pub trait Element: Copy {
+    /// Wraps a vector of this type.
+    fn wrap(v: Vec<Self>) -> NpyData;
+}
+macro_rules! element {
+    ($t:ty, $var:ident) => {
+        impl Element for $t {
+            fn wrap(v: Vec<Self>) -> NpyData {
+                NpyData::$var(v)
+            }
+        }
+    };
+}
+element!(f32, F32);
+element!(f64, F64);
+element!(i8, I8);
+element!(i16, I16);
+element!(i32, I32);
+element!(i64, I64);
+element!(u8, U8);
+element!(u16, U16);
+element!(u32, U32);
+element!(u64, U64);
+element!(bool, Bool);
+
+impl NpyArray {
+    /// Creates an array, checking that `shape` matches the number of elements.
+    pub fn new(shape: Vec<usize>, data: NpyData) -> Result<Self, NpyError> {
+        let expected =
+            numel(&shape).ok_or_else(|| NpyError::BadHeader("shape overflows".into()))?;
+        if expected != data.len() {
+            return Err(NpyError::ShapeMismatch {
+                shape,
+                expected,
+                found: data.len(),
+            });
+        }
+        Ok(NpyArray { shape, data })
+    }
+
+    /// Creates an array from a slice of elements.
+    pub fn from_slice<T: Element>(shape: &[usize], data: &[T]) -> Result<Self, NpyError> {
+        Self::new(shape.to_vec(), T::wrap(data.to_vec()))
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the array has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.data.dtype()
+    }
+
+    /// The elements as `f32` (float64 is rounded to nearest); `None` for non-float arrays.
+    pub fn to_f32(&self) -> Option<Vec<f32>> {
+        match &self.data {
+            NpyData::F32(v) => Some(v.clone()),
+            NpyData::F64(v) => Some(v.iter().map(|&x| x as f32).collect()),
+            _ => None,
+        }
+    }
+
+    /// Moves the elements out as `f32` (float64 is rounded); `None` for non-float arrays.
+    pub fn into_f32(self) -> Result<Vec<f32>, Self> {
+        match self.data {
+            NpyData::F32(v) => Ok(v),
+            NpyData::F64(v) => Ok(v.into_iter().map(|x| x as f32).collect()),
+            data => Err(NpyArray {
+                shape: self.shape,
+                data,
+            }),
+        }
+    }
+
+    /// The elements as `i64`; `None` for float or bool arrays or a `u64` value above `i64::MAX`.
+    pub fn to_i64(&self) -> Option<Vec<i64>> {
+        Some(match &self.data {
+            NpyData::I8(v) => v.iter().map(|&x| x as i64).collect(),
+            NpyData::I16(v) => v.iter().map(|&x| x as i64).collect(),
+            NpyData::I32(v) => v.iter().map(|&x| x as i64).collect(),
+            NpyData::I64(v) => v.clone(),
+            NpyData::U8(v) => v.iter().map(|&x| x as i64).collect(),
+            NpyData::U16(v) => v.iter().map(|&x| x as i64).collect(),
+            NpyData::U32(v) => v.iter().map(|&x| x as i64).collect(),
+            NpyData::U64(v) => v
+                .iter()
+                .map(|&x| i64::try_from(x).ok())
+                .collect::<Option<Vec<_>>>()?,
+            _ => return None,
+        })
+    }
+
+    /// Reads an array from a `.npy` file.
+    pub fn read(path: impl AsRef<Path>) -> Result<Self, NpyError> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| NpyError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let len = file.metadata().map(|m| m.len()).ok();
+        let mut r = BufReader::with_capacity(1 << 20, file);
+        read_npy(&mut r, len).map_err(|e| e.within(path.display().to_string()))
+    }
+
+    /// Reads an array from any reader positioned at the start of `.npy` data.
+    pub fn read_from<R: Read>(r: &mut R) -> Result<Self, NpyError> {
+        read_npy(r, None)
+    }
+
+    /// Writes the array as `.npy` (format 1.0, or 2.0 for very large headers), atomically:
+    /// to a temporary file next to `path`, then renamed over it.
+    pub fn write(&self, path: impl AsRef<Path>) -> Result<(), NpyError> {
+        let path = path.as_ref();
+        write_atomic(path, |w| self.write_to(w))
+    }
+
+    /// Writes the array as `.npy` to a writer.
+    pub fn write_to<W: Write>(&self, w: &mut W) -> Result<(), NpyError> {
+        let shape = match self.shape.len() {
+            0 => "()".to_string(),
+            1 => format!("({},)", self.shape[0]),
+            _ => format!(
+                "({})",
+                self.shape
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let dict = format!(
+            "{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
+            self.dtype().code(),
+            shape
+        );
+        // magic(6) + version(2) + len(2 or 4) + dict + padding + '\n' multiple of 64
+        let (version, len_bytes) = if dict.len() + 11 < 65535 {
+            (1u8, 2)
+        } else {
+            (2u8, 4)
+        };
+        let pre = 6 + 2 + len_bytes;
+        let total = (pre + dict.len() + 1).div_ceil(64) * 64;
+        let hlen = total - pre;
+        let mut header = Vec::with_capacity(total);
+        header.extend_from_slice(MAGIC);
+        header.push(version);
+        header.push(0);
+        if len_bytes == 2 {
+            header.extend_from_slice(&(hlen as u16).to_le_bytes());
+        } else {
+            header.extend_from_slice(&(hlen as u32).to_le_bytes());
+        }
+        header.extend_from_slice(dict.as_bytes());
+        header.resize(total - 1, b' ');
+        header.push(b'\n');
+        w.write_all(&header)?;
+        write_le(&self.data, w)?;
+        Ok(())
+    }
+}
+
+fn write_le<W: Write>(data: &NpyData, w: &mut W) -> std::io::Result<()> {
+    const CHUNK: usize = 1 << 16;
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 8);
+    macro_rules! put {
+        ($v:expr) => {{
+            for chunk in $v.chunks(CHUNK) {
+                buf.clear();
+                for x in chunk {
+                    buf.extend_from_slice(&x.to_le_bytes());
+                }
+                w.write_all(&buf)?;
+            }
+        }};
+    }
+    match data {
+        NpyData::F32(v) => put!(v),
+        NpyData::F64(v) => put!(v),
+        NpyData::I8(v) => put!(v),
+        NpyData::I16(v) => put!(v),
+        NpyData::I32(v) => put!(v),
+        NpyData::I64(v) => put!(v),
+        NpyData::U8(v) => w.write_all(v)?,
+        NpyData::U16(v) => put!(v),
+        NpyData::U32(v) => put!(v),
+        NpyData::U64(v) => put!(v),
+        NpyData::Bool(v) => {
+            for chunk in v.chunks(CHUNK) {
+                buf.clear();
+                buf.extend(chunk.iter().map(|&b| b as u8));
+                w.write_all(&buf)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes a file atomically: a temporary sibling file is written, flushed and synced, then
+/// renamed over `path`, so a crash never leaves a half-written file under that name.
+pub fn write_atomic(
+    path: &Path,
+    f: impl FnOnce(&mut BufWriter<File>) -> Result<(), NpyError>,
+) -> Result<(), NpyError> {
+    let io = |e| NpyError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let name = path
+        .file_name()
+        .ok_or_else(|| io(std::io::Error::other("not a file name")))?;
+    let tmp = dir.unwrap_or(Path::new(".")).join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let file = File::create(&tmp).map_err(io)?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        f(&mut w)?;
+        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+struct Header {
+    dtype: DType,
+    big_endian: bool,
+    fortran: bool,
+    shape: Vec<usize>,
+}
+
+fn parse_header(text: &str) -> Result<Header, NpyError> {
+    let bad = |m: &str| NpyError::BadHeader(format!("{m} in {:?}", text.trim()));
+    let t = text.trim();
+    let t = t
+        .strip_prefix('{')
+        .and_then(|t| t.trim_end().strip_suffix('}'))
+        .ok_or_else(|| bad("not a dictionary"))?;
+    let value_of = |key: &str| -> Option<&str> {
+        let pat1 = format!("'{key}'");
+        let pat2 = format!("\"{key}\"");
+        let at = t
+            .find(&pat1)
+            .map(|i| i + pat1.len())
+            .or_else(|| t.find(&pat2).map(|i| i + pat2.len()))?;
+        let rest = t[at..].trim_start().strip_prefix(':')?.trim_start();
+        Some(rest)
+    };
+    let descr_rest = value_of("descr").ok_or_else(|| bad("no 'descr'"))?;
+    let quote = descr_rest
+        .chars()
+        .next()
+        .ok_or_else(|| bad("empty 'descr'"))?;
+    if quote != '\'' && quote != '"' {
+        return Err(NpyError::UnsupportedDtype(
+            descr_rest.split(',').next().unwrap_or("").to_string(),
+        ));
+    }
+    let descr_end = descr_rest[1..]
+        .find(quote)
+        .ok_or_else(|| bad("unterminated 'descr'"))?;
+    let descr = &descr_rest[1..1 + descr_end];
+    let (dtype, big_endian) = DType::parse(descr)?;
+    let fo = value_of("fortran_order").ok_or_else(|| bad("no 'fortran_order'"))?;
+    let fortran = if fo.starts_with("True") {
+        true
+    } else if fo.starts_with("False") {
+        false
+    } else {
+        return Err(bad("bad 'fortran_order'"));
+    };
+    let sh = value_of("shape").ok_or_else(|| bad("no 'shape'"))?;
+    let sh = sh.strip_prefix('(').ok_or_else(|| bad("bad 'shape'"))?;
+    let close = sh.find(')').ok_or_else(|| bad("bad 'shape'"))?;
+    let mut shape = Vec::new();
+    for part in sh[..close].split(',') {
+        let p = part.trim().trim_end_matches('L');
+        if p.is_empty() {
+            continue;
+        }
+        shape.push(
+            p.parse::<usize>()
+                .map_err(|_| bad("bad dimension in 'shape'"))?,
+        );
+    }
+    Ok(Header {
+        dtype,
+        big_endian,
+        fortran,
+        shape,
+    })
+}
+
+fn read_exact_or_truncated<R: Read>(
+    r: &mut R,
+    buf: &mut [u8],
+    expected: u64,
+) -> Result<(), NpyError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => {
+                return Err(NpyError::Truncated {
+                    expected,
+                    found: filled as u64,
+                });
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn read_npy<R: Read>(r: &mut R, file_len: Option<u64>) -> Result<NpyArray, NpyError> {
+    let mut pre = [0u8; 8];
+    r.read_exact(&mut pre).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => NpyError::BadMagic,
+        _ => NpyError::Stream(e),
+    })?;
+    if &pre[..6] != MAGIC {
+        return Err(NpyError::BadMagic);
+    }
+    let major = pre[6];
+    let hlen = match major {
+        1 => {
+            let mut b = [0u8; 2];
+            r.read_exact(&mut b)
+                .map_err(|_| NpyError::BadHeader("truncated header".into()))?;
+            u16::from_le_bytes(b) as usize
+        }
+        2 | 3 => {
+            let mut b = [0u8; 4];
+            r.read_exact(&mut b)
+                .map_err(|_| NpyError::BadHeader("truncated header".into()))?;
+            u32::from_le_bytes(b) as usize
+        }
+        v => return Err(NpyError::BadHeader(format!("unknown format version {v}"))),
+    };
+    if hlen > 1 << 24 {
+        return Err(NpyError::BadHeader(format!(
+            "header length {hlen} is implausible"
+        )));
+    }
+    let mut hbuf = vec![0u8; hlen];
+    r.read_exact(&mut hbuf)
+        .map_err(|_| NpyError::BadHeader("truncated header".into()))?;
+    let text = if major == 3 {
+        String::from_utf8(hbuf).map_err(|_| NpyError::BadHeader("header is not UTF-8".into()))?
+    } else {
+        hbuf.iter().map(|&b| b as char).collect()
+    };
+    let h = parse_header(&text)?;
+    let n = numel(&h.shape).ok_or_else(|| NpyError::BadHeader("shape overflows".into()))?;
+    let nbytes = n
+        .checked_mul(h.dtype.size())
+        .ok_or_else(|| NpyError::BadHeader("shape overflows".into()))? as u64;
+    let header_total = (if major == 1 { 10 } else { 12 }) + hlen as u64;
+    if let Some(len) = file_len {
+        let avail = len.saturating_sub(header_total);
+        if avail < nbytes {
+            return Err(NpyError::Truncated {
+                expected: nbytes,
+                found: avail,
+            });
+        }
+    }
+    let data = read_data(r, h.dtype, h.big_endian, n, nbytes)?;
+    let mut arr = NpyArray {
+        shape: h.shape,
+        data,
+    };
+    if h.fortran && arr.shape.len() > 1 {
+        arr = fortran_to_c(arr);
+    }
+    Ok(arr)
+}
+
+fn read_data<R: Read>(
+    r: &mut R,
+    dtype: DType,
+    big: bool,
+    n: usize,
+    nbytes: u64,
+) -> Result<NpyData, NpyError> {
+    // Read in chunks so that a lying header on a short stream fails before a huge allocation.
+    const CHUNK: usize = 1 << 20;
+    let size = dtype.size();
+    let mut bytes: Vec<u8> = Vec::with_capacity((nbytes as usize).min(CHUNK * 64));
+    let mut remaining = nbytes as usize;
+    let mut chunk = vec![0u8; CHUNK.min(remaining.max(1))];
+    while remaining > 0 {
+        let k = remaining.min(CHUNK);
+        read_exact_or_truncated(r, &mut chunk[..k], nbytes).map_err(|e| match e {
+            NpyError::Truncated { expected, found } => NpyError::Truncated {
+                expected,
+                found: bytes.len() as u64 + found,
+            },
+            e => e,
+        })?;
+        bytes.extend_from_slice(&chunk[..k]);
+        remaining -= k;
+    }
+    macro_rules! conv {
+        ($t:ty, $var:ident) => {{
+            let mut out: Vec<$t> = Vec::with_capacity(n);
+            for c in bytes.chunks_exact(size) {
+                let arr: [u8; std::mem::size_of::<$t>()] = c.try_into().expect("chunk size");
+                out.push(if big {
+                    <$t>::from_be_bytes(arr)
+                } else {
+                    <$t>::from_le_bytes(arr)
+                });
+            }
+            NpyData::$var(out)
+        }};
+    }
+    Ok(match dtype {
+        DType::F32 => conv!(f32, F32),
+        DType::F64 => conv!(f64, F64),
+        DType::I8 => NpyData::I8(bytes.into_iter().map(|b| b as i8).collect()),
+        DType::I16 => conv!(i16, I16),
+        DType::I32 => conv!(i32, I32),
+        DType::I64 => conv!(i64, I64),
+        DType::U8 => NpyData::U8(bytes),
+        DType::U16 => conv!(u16, U16),
+        DType::U32 => conv!(u32, U32),
+        DType::U64 => conv!(u64, U64),
+        DType::Bool => NpyData::Bool(bytes.into_iter().map(|b| b != 0).collect()),
+    })
+}
+
+fn fortran_to_c(arr: NpyArray) -> NpyArray {
+    let shape = arr.shape.clone();
+    let nd = shape.len();
+    let n = arr.len();
+    // Fortran strides (in elements) of each dimension.
+    let mut fstride = vec![1usize; nd];
+    for d in 1..nd {
+        fstride[d] = fstride[d - 1] * shape[d - 1];
+    }
+    let mut src_index = Vec::with_capacity(n);
+    let mut idx = vec![0usize; nd];
+    for _ in 0..n {
+        src_index.push(idx.iter().zip(&fstride).map(|(i, s)| i * s).sum::<usize>());
+        for d in (0..nd).rev() {
+            idx[d] += 1;
+            if idx[d] < shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    macro_rules! gather {
+        ($v:expr, $var:ident) => {
+            NpyData::$var(src_index.iter().map(|&i| $v[i]).collect())
+        };
+    }
+    let data = match &arr.data {
+        NpyData::F32(v) => gather!(v, F32),
+        NpyData::F64(v) => gather!(v, F64),
+        NpyData::I8(v) => gather!(v, I8),
+        NpyData::I16(v) => gather!(v, I16),
+        NpyData::I32(v) => gather!(v, I32),
+        NpyData::I64(v) => gather!(v, I64),
+        NpyData::U8(v) => gather!(v, U8),
+        NpyData::U16(v) => gather!(v, U16),
+        NpyData::U32(v) => gather!(v, U32),
+        NpyData::U64(v) => gather!(v, U64),
+        NpyData::Bool(v) => gather!(v, Bool),
+    };
+    NpyArray { shape, data }
+}
+
+/// Reads every array of an `.npz` archive, keyed by name (without the `.npy` suffix).
+pub fn read_npz(path: impl AsRef<Path>) -> Result<BTreeMap<String, NpyArray>, NpyError> {
+    let path = path.as_ref();
+    let mut npz = Npz::open(path)?;
+    let mut out = BTreeMap::new();
+    for key in npz.keys() {
+        let a = npz.get(&key)?;
+        out.insert(key, a);
+    }
+    Ok(out)
+}
+
+/// An open `.npz` archive, to read members by name.
+pub struct Npz<R: Read + Seek> {
+    zip: zip::ZipArchive<R>,
+    context: String,
+}
+
+impl Npz<BufReader<File>> {
+    /// Opens an `.npz` file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, NpyError> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| NpyError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Npz::new(BufReader::new(file), path.display().to_string())
+    }
+}
+
+impl<R: Read + Seek> Npz<R> {
+    /// Wraps a reader holding a zip archive; `context` names it in errors.
+    pub fn new(r: R, context: String) -> Result<Self, NpyError> {
+        let zip = zip::ZipArchive::new(r)
+            .map_err(|e| NpyError::Zip(e.to_string()).within(context.clone()))?;
+        Ok(Npz { zip, context })
+    }
+
+    /// Names of the arrays in the archive, in archive order.
+    pub fn keys(&self) -> Vec<String> {
+        self.zip
+            .file_names()
+            .map(|n| n.strip_suffix(".npy").unwrap_or(n).to_string())
+            .collect()
+    }
+
+    /// Whether the archive holds an array named `key`.
+    pub fn contains(&self, key: &str) -> bool {
+        self.keys().iter().any(|k| k == key)
+    }
+
+    /// Reads the array named `key`.
+    pub fn get(&mut self, key: &str) -> Result<NpyArray, NpyError> {
+        let name = if self.zip.index_for_name(&format!("{key}.npy")).is_some() {
+            format!("{key}.npy")
+        } else if self.zip.index_for_name(key).is_some() {
+            key.to_string()
+        } else {
+            return Err(NpyError::MissingKey {
+                key: key.to_string(),
+                available: self.keys().join(", "),
+            }
+            .within(self.context.clone()));
+        };
+        let ctx = format!("{}[{}]", self.context, key);
+        let mut f = self
+            .zip
+            .by_name(&name)
+            .map_err(|e| NpyError::Zip(e.to_string()).within(ctx.clone()))?;
+        let size = f.size();
+        let mut r = BufReader::with_capacity(1 << 20, &mut f);
+        read_npy(&mut r, Some(size)).map_err(|e| e.within(ctx))
+    }
+}
+
+/// Writes arrays into an `.npz` archive (stored, uncompressed, as `np.savez` does), atomically.
+pub fn write_npz(path: impl AsRef<Path>, arrays: &[(&str, &NpyArray)]) -> Result<(), NpyError> {
+    let path = path.as_ref();
+    write_atomic(path, |w| {
+        let mut z = zip::ZipWriter::new(w);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .large_file(true);
+        for (name, arr) in arrays {
+            z.start_file(format!("{name}.npy"), opts)
+                .map_err(|e| NpyError::Zip(e.to_string()))?;
+            arr.write_to(&mut z)?;
+        }
+        z.finish().map_err(|e| NpyError::Zip(e.to_string()))?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(a: &NpyArray) -> NpyArray {
+        let mut buf = Vec::new();
+        a.write_to(&mut buf).unwrap();
+        NpyArray::read_from(&mut buf.as_slice()).unwrap()
+    }
+
+    #[test]
+    fn roundtrip_all_dtypes() {
+        let cases = vec![
+            NpyArray::from_slice(&[2, 3], &[1.5f32, -2.0, 3.0, 4.0, 5.0, f32::MAX]).unwrap(),
+            NpyArray::from_slice(&[3], &[1.5f64, -2.0, 1e300]).unwrap(),
+            NpyArray::from_slice(&[2], &[-1i64, i64::MAX]).unwrap(),
+            NpyArray::from_slice(&[2], &[-1i32, 7]).unwrap(),
+            NpyArray::from_slice(&[1, 2, 2], &[0u8, 255, 3, 4]).unwrap(),
+            NpyArray::from_slice(&[2], &[true, false]).unwrap(),
+            NpyArray::from_slice::<f32>(&[], &[2.0]).unwrap(),
+            NpyArray::from_slice::<f32>(&[0, 5], &[]).unwrap(),
+        ];
+        for a in &cases {
+            assert_eq!(&roundtrip(a), a);
+        }
+    }
+
+    #[test]
+    fn header_is_aligned_to_64() {
+        let a = NpyArray::from_slice(&[3], &[1i64, 2, 3]).unwrap();
+        let mut buf = Vec::new();
+        a.write_to(&mut buf).unwrap();
+        assert_eq!((buf.len() - 24) % 64, 0);
+        assert_eq!(buf[buf.len() - 25], b'\n');
+    }
+
+    fn raw(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut v = MAGIC.to_vec();
+        v.extend_from_slice(&[1, 0]);
+        v.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        v.extend_from_slice(header.as_bytes());
+        v.extend_from_slice(data);
+        v
+    }
+
+    #[test]
+    fn fortran_order_and_big_endian() {
+        // Fortran 2x3: memory order is column-major
+        let vals: Vec<u8> = [1f32, 4., 2., 5., 3., 6.]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let b = raw(
+            "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }\n",
+            &vals,
+        );
+        let a = NpyArray::read_from(&mut b.as_slice()).unwrap();
+        assert_eq!(a.data, NpyData::F32(vec![1., 2., 3., 4., 5., 6.]));
+        let vals: Vec<u8> = [1i32, -2].iter().flat_map(|x| x.to_be_bytes()).collect();
+        let b = raw(
+            "{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }\n",
+            &vals,
+        );
+        let a = NpyArray::read_from(&mut b.as_slice()).unwrap();
+        assert_eq!(a.to_i64().unwrap(), vec![1, -2]);
+    }
+
+    #[test]
+    fn errors_are_typed() {
+        let b = b"not numpy at all".to_vec();
+        assert!(matches!(
+            NpyArray::read_from(&mut b.as_slice()),
+            Err(NpyError::BadMagic)
+        ));
+        let b = raw(
+            "{'descr': '<c8', 'fortran_order': False, 'shape': (2,), }\n",
+            &[0; 16],
+        );
+        assert!(matches!(
+            NpyArray::read_from(&mut b.as_slice()),
+            Err(NpyError::UnsupportedDtype(_))
+        ));
+        let b = raw(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }\n",
+            &[0; 10],
+        );
+        match NpyArray::read_from(&mut b.as_slice()) {
+            Err(NpyError::Truncated {
+                expected: 16,
+                found: 10,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        let b = raw(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (x,), }\n",
+            &[],
+        );
+        assert!(matches!(
+            NpyArray::read_from(&mut b.as_slice()),
+            Err(NpyError::BadHeader(_))
+        ));
+        let b = raw(
+            "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }\n",
+            &[0; 4],
+        );
+        assert!(matches!(
+            NpyArray::read_from(&mut b.as_slice()),
+            Err(NpyError::UnsupportedDtype(_))
+        ));
+    }
+
+    #[test]
+    fn files_and_npz() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.npy");
+        let a = NpyArray::from_slice(&[2, 2], &[1f32, 2., 3., 4.]).unwrap();
+        a.write(&p).unwrap();
+        assert_eq!(NpyArray::read(&p).unwrap(), a);
+        // truncated file on disk
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
+        let err = NpyArray::read(&p).unwrap_err().to_string();
+        assert!(err.contains("truncated") && err.contains("a.npy"), "{err}");
+
+        let z = dir.path().join("x.npz");
+        let l = NpyArray::from_slice(&[2], &[0i64, 1]).unwrap();
+        write_npz(&z, &[("logits", &a), ("labels", &l)]).unwrap();
+        let m = read_npz(&z).unwrap();
+        assert_eq!(m["logits"], a);
+        assert_eq!(m["labels"], l);
+        let mut npz = Npz::open(&z).unwrap();
+        let err = npz.get("nope").unwrap_err().to_string();
+        assert!(err.contains("nope") && err.contains("logits"), "{err}");
+        std::fs::write(&z, b"PK garbage").unwrap();
+        assert!(Npz::open(&z).is_err());
+        assert!(NpyArray::read(dir.path().join("missing.npy")).is_err());
+    }
+}
