@@ -1,14 +1,36 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Calibration metrics for classifiers and segmenters, in plain Rust (no libtorch).
+//!
+//! The defaults follow the MbLS reference implementation exactly (15 equal-width bins with
+//! `(lower, upper]` membership, its adaptive-ECE quirk, classwise ECE over `max(label) + 1`
+//! classes, scikit-learn's accuracy tie rule, background-excluded segmentation means), so
+//! that numbers can be compared with the paper. See each module for the conventions.
+//!
+//! ```
+//! use mbls_metrics::{evaluate, ClassificationOptions};
+//! let logits = [2.0f32, 0.5, -1.0, 0.1, 1.5, 0.2];
+//! let labels = [0i64, 2];
+//! let m = evaluate(&logits, &labels, 3, ClassificationOptions::default()).unwrap();
+//! assert_eq!(m.samples, 2);
+//! assert!((0.0..=1.0).contains(&m.ece));
+//! ```
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod adaptive;
+pub mod bins;
+pub mod bootstrap;
+pub mod classify;
+pub mod error;
+pub mod segment;
+pub mod temperature;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use adaptive::{AdaptiveVariant, ConfidenceStore};
+pub use bins::BinEdges;
+pub use bootstrap::{BootstrapOptions, BootstrapResult, Interval, bootstrap};
+pub use classify::{
+    BinStat, ClassificationAccumulator, ClassificationMetrics, ClassificationOptions, LogitStats,
+    ScoreKind, evaluate,
+};
+pub use error::MetricError;
+pub use segment::{SegmentationAccumulator, SegmentationMetrics, SegmentationOptions};
+pub use temperature::{
+    GridSearch, NllFit, fit_temperature_nll, grid_search_temperature, scale_logits,
+};

@@ -1,0 +1,113 @@
+//! Equal-width confidence bins with the reference's conventions.
+//!
+//! The edges are `torch.linspace(0, 1, n_bins + 1)` in float32, computed the way
+//! PyTorch's CPU kernel does (`start + step * i` for the first half, `end - step * (n - i)`
+//! for the second, with a float32 `step`), and a value `p` falls in bin `b` when
+//! `edges[b] < p <= edges[b + 1]`: a confidence of exactly 0 is in no bin.
+
+/// Float32 bin edges, `n_bins + 1` of them, increasing from 0 to 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinEdges {
+    edges: Vec<f32>,
+    scale: f32,
+}
+
+impl BinEdges {
+    /// Equal-width edges as `torch.linspace(0, 1, n_bins + 1)` builds them.
+    ///
+    /// # Panics
+    /// If `n_bins` is 0 (callers validate it first).
+    pub fn equal_width(n_bins: usize) -> Self {
+        assert!(n_bins > 0, "n_bins must be positive");
+        let steps = n_bins + 1;
+        let step: f32 = 1.0f32 / (n_bins as f32);
+        let halfway = steps / 2;
+        let edges = (0..steps)
+            .map(|i| {
+                if i < halfway {
+                    step * i as f32
+                } else {
+                    1.0f32 - step * (steps - i - 1) as f32
+                }
+            })
+            .collect();
+        BinEdges {
+            edges,
+            scale: n_bins as f32,
+        }
+    }
+
+    /// Number of bins.
+    pub fn len(&self) -> usize {
+        self.edges.len() - 1
+    }
+
+    /// Always false: there is at least one bin.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The `n_bins + 1` edges.
+    pub fn edges(&self) -> &[f32] {
+        &self.edges
+    }
+
+    /// The bin of `p` under `(lower, upper]` membership, or `None` if `p <= 0`, `p > 1`
+    /// or `p` is NaN.
+    #[inline(always)]
+    pub fn bin_of(&self, p: f32) -> Option<usize> {
+        // `!(p > 0)` also rejects NaN.
+        if !(p > 0.0) || p > 1.0 {
+            return None;
+        }
+        let n = self.edges.len() - 1;
+        let mut b = ((p * self.scale) as usize).min(n - 1);
+        // The estimate is exact or one off; fix it against the float32 edges.
+        // SAFETY of indexing: b <= n - 1, so b + 1 <= n is in range.
+        if p <= self.edges[b] {
+            b -= 1; // b >= 1 here because edges[0] == 0 < p
+        } else if p > self.edges[b + 1] {
+            b += 1;
+        }
+        Some(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edges_match_torch_linspace() {
+        let e = BinEdges::equal_width(15);
+        assert_eq!(e.edges().len(), 16);
+        assert_eq!(e.edges()[0], 0.0);
+        assert_eq!(e.edges()[15], 1.0);
+        // values torch.linspace(0, 1, 16) prints (float32)
+        assert_eq!(e.edges()[1], 0.06666667f32);
+        assert_eq!(e.edges()[8], 1.0f32 - (1.0f32 / 15.0) * 7.0);
+    }
+
+    #[test]
+    fn membership_is_lower_open_upper_closed() {
+        let e = BinEdges::equal_width(15);
+        assert_eq!(e.bin_of(0.0), None);
+        assert_eq!(e.bin_of(-0.1), None);
+        assert_eq!(e.bin_of(f32::NAN), None);
+        assert_eq!(e.bin_of(1.0), Some(14));
+        assert_eq!(e.bin_of(1e-30), Some(0));
+        for b in 0..15 {
+            let lo = e.edges()[b];
+            let hi = e.edges()[b + 1];
+            assert_eq!(e.bin_of(hi), Some(b), "upper edge {hi} belongs to bin {b}");
+            let above = f32::from_bits(lo.to_bits() + 1);
+            assert_eq!(e.bin_of(above), Some(b));
+        }
+        // brute force against the definition on many values
+        for i in 0..100_000u32 {
+            let p = i as f32 / 99_999.0;
+            let want = (0..15).find(|&b| p > e.edges()[b] && p <= e.edges()[b + 1]);
+            assert_eq!(e.bin_of(p), want, "p = {p}");
+        }
+    }
+}

@@ -1,0 +1,767 @@
+//! Streaming classification and calibration metrics over N x C scores.
+//!
+//! [`ClassificationAccumulator`] takes batches of logits (or probabilities) and labels,
+//! keeps O(bins x classes) state for every binned metric plus 4 bytes per sample for the
+//! exact adaptive ECE, merges across batches and threads, and yields
+//! [`ClassificationMetrics`] with the reference's conventions:
+//!
+//! - softmax in float32 (`exp(x - max)` then multiplied by `1 / sum`), confidence = top
+//!   probability, prediction = the **first** maximal class (`torch.max`), bins from
+//!   [`BinEdges::equal_width`] with `(lower, upper]` membership;
+//! - `ece = Σ_b |mean conf_b − acc_b| · n_b / N`, empty bins skipped; `mce` = the largest gap;
+//! - `aece`: see [`crate::adaptive`]; `cece`: per-class ECE of `p[:, k]` against
+//!   `label == k`, averaged over `max(label) + 1` classes;
+//! - `nll`: mean cross-entropy; `brier`: mean of `Σ_k (p_k − 1[k = y])²`;
+//! - `acc`, `acc_5`: as scikit-learn's `top_k_accuracy_score` on the probabilities (among
+//!   tied scores the higher class index ranks first); `macc`: mean recall over the classes
+//!   present in the labels or predictions (scikit-learn's normalised confusion matrix);
+//! - logit statistics: `mean_diffs = Σ_k (max − l_k) / (C − 1)`, `max_diffs = max − min`,
+//!   `margin = top1 − top2`, averaged over samples.
+//!
+//! Results do not depend on the number of threads: rows are processed in fixed-size chunks
+//! whose partial sums are merged in order.
+
+use crate::adaptive::{AdaptiveVariant, ConfidenceStore};
+use crate::bins::BinEdges;
+use crate::error::MetricError;
+use rayon::prelude::*;
+
+/// What the scores are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreKind {
+    /// Unnormalised logits; softmax is applied.
+    #[default]
+    Logits,
+    /// Probabilities (rows non-negative, summing to 1 within 1e-3).
+    Probabilities,
+}
+
+/// Options of a [`ClassificationAccumulator`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassificationOptions {
+    /// Number of equal-width (and equal-mass) bins; 15 in the reference.
+    pub n_bins: usize,
+    /// Logits or probabilities.
+    pub kind: ScoreKind,
+    /// Keep per-sample NLL and top-1 hits (needed for bootstrap intervals).
+    pub keep_samples: bool,
+    /// Keep per-sample confidences for the exact adaptive ECE (4 bytes per sample).
+    pub keep_confidences: bool,
+}
+
+impl Default for ClassificationOptions {
+    fn default() -> Self {
+        ClassificationOptions {
+            n_bins: 15,
+            kind: ScoreKind::Logits,
+            keep_samples: false,
+            keep_confidences: true,
+        }
+    }
+}
+
+/// One equal-width bin of the top-label reliability statistics.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BinStat {
+    /// Lower edge (exclusive).
+    pub lower: f64,
+    /// Upper edge (inclusive).
+    pub upper: f64,
+    /// Samples in the bin.
+    pub count: u64,
+    /// Mean confidence, `None` if empty.
+    pub mean_confidence: Option<f64>,
+    /// Accuracy, `None` if empty.
+    pub accuracy: Option<f64>,
+}
+
+/// Mean logit statistics (the reference's `LogitsEvaluator`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LogitStats {
+    /// Mean over samples of `Σ_k (max − l_k) / (C − 1)`.
+    pub mean_diffs: f64,
+    /// Mean over samples of `max − min`.
+    pub max_diffs: f64,
+    /// Mean over samples of `top1 − top2`.
+    pub margin: f64,
+}
+
+/// Final metrics of a classification evaluation. Fractions, not percentages.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ClassificationMetrics {
+    /// Number of samples.
+    pub samples: u64,
+    /// Number of classes (columns).
+    pub classes: usize,
+    /// Number of bins used.
+    pub num_bins: usize,
+    /// Top-1 accuracy, scikit-learn tie rule (the reference's epoch `acc`).
+    pub acc: f64,
+    /// Top-1 accuracy with the first maximal class as prediction (used by ECE).
+    pub acc_first_max: f64,
+    /// Top-5 accuracy (only when there are more than 5 classes).
+    pub acc_5: Option<f64>,
+    /// Mean per-class recall.
+    pub macc: f64,
+    /// Negative log-likelihood (mean cross-entropy).
+    pub nll: f64,
+    /// Expected calibration error, equal-width bins.
+    pub ece: f64,
+    /// Maximum calibration error over non-empty bins.
+    pub mce: f64,
+    /// Adaptive ECE, reference convention (`None` if confidences were not kept).
+    pub aece: Option<f64>,
+    /// Adaptive ECE, corrected (every sample counted).
+    pub aece_corrected: Option<f64>,
+    /// Classwise ECE over `max(label) + 1` classes.
+    pub cece: f64,
+    /// Brier score, mean over samples of the squared distance to the one-hot label.
+    pub brier: f64,
+    /// Mean top-label confidence.
+    pub mean_confidence: f64,
+    /// Logit statistics (`None` for probability inputs).
+    pub logits: Option<LogitStats>,
+    /// Per-bin top-label statistics (for reliability diagrams).
+    pub bins: Vec<BinStat>,
+}
+
+/// Streaming accumulator of classification and calibration statistics.
+#[derive(Debug, Clone)]
+pub struct ClassificationAccumulator {
+    classes: usize,
+    opts: ClassificationOptions,
+    edges: BinEdges,
+    n: u64,
+    bin_count: Vec<u64>,
+    bin_conf: Vec<f64>,
+    bin_correct: Vec<u64>,
+    cw_count: Vec<u64>,
+    cw_sum: Vec<f64>,
+    cw_pos: Vec<u64>,
+    nll_sum: f64,
+    brier_sum: f64,
+    conf_sum: f64,
+    correct_first: u64,
+    top1: u64,
+    top5: u64,
+    true_count: Vec<u64>,
+    tp: Vec<u64>,
+    pred_count: Vec<u64>,
+    diffs_sum: f64,
+    maxdiff_sum: f64,
+    margin_sum: f64,
+    max_label: i64,
+    store: ConfidenceStore,
+    sample_nll: Vec<f32>,
+    sample_top1: Vec<bool>,
+}
+
+/// Rows per parallel work item: fixed for a given class count, so that results do not
+/// depend on the number of threads.
+fn chunk_rows(classes: usize) -> usize {
+    ((1usize << 18) / classes.max(1)).clamp(64, 8192)
+}
+
+impl ClassificationAccumulator {
+    /// A new accumulator for `classes` classes.
+    pub fn new(classes: usize, opts: ClassificationOptions) -> Result<Self, MetricError> {
+        if classes < 2 {
+            return Err(MetricError::TooFewClasses(classes));
+        }
+        if opts.n_bins == 0 || opts.n_bins > 100_000 {
+            return Err(MetricError::Invalid(format!(
+                "number of bins must be in 1..=100000, got {}",
+                opts.n_bins
+            )));
+        }
+        let b = opts.n_bins;
+        Ok(ClassificationAccumulator {
+            classes,
+            edges: BinEdges::equal_width(b),
+            n: 0,
+            bin_count: vec![0; b],
+            bin_conf: vec![0.0; b],
+            bin_correct: vec![0; b],
+            cw_count: vec![0; b * classes],
+            cw_sum: vec![0.0; b * classes],
+            cw_pos: vec![0; b * classes],
+            nll_sum: 0.0,
+            brier_sum: 0.0,
+            conf_sum: 0.0,
+            correct_first: 0,
+            top1: 0,
+            top5: 0,
+            true_count: vec![0; classes],
+            tp: vec![0; classes],
+            pred_count: vec![0; classes],
+            diffs_sum: 0.0,
+            maxdiff_sum: 0.0,
+            margin_sum: 0.0,
+            max_label: -1,
+            store: ConfidenceStore::new(),
+            sample_nll: Vec::new(),
+            sample_top1: Vec::new(),
+            opts,
+        })
+    }
+
+    fn empty_like(&self) -> Self {
+        let mut a = Self::new(self.classes, self.opts.clone()).expect("valid options");
+        a.edges = self.edges.clone();
+        a
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// Samples seen so far.
+    pub fn samples(&self) -> u64 {
+        self.n
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ClassificationOptions {
+        &self.opts
+    }
+
+    /// The per-sample confidences and correctness (empty unless `keep_confidences`).
+    pub fn confidences(&self) -> &ConfidenceStore {
+        &self.store
+    }
+
+    /// Per-sample NLL (empty unless `keep_samples`).
+    pub fn sample_nll(&self) -> &[f32] {
+        &self.sample_nll
+    }
+
+    /// Per-sample top-1 hits, scikit-learn rule (empty unless `keep_samples`).
+    pub fn sample_top1(&self) -> &[bool] {
+        &self.sample_top1
+    }
+
+    /// The equal-width bin edges.
+    pub fn edges(&self) -> &BinEdges {
+        &self.edges
+    }
+
+    /// Adds a batch: `scores` is row-major `labels.len() x classes`.
+    pub fn update(&mut self, scores: &[f32], labels: &[i64]) -> Result<(), MetricError> {
+        let c = self.classes;
+        if scores.len() != labels.len() * c {
+            return Err(MetricError::Shape {
+                what: "scores (rows x classes)",
+                expected: labels.len() * c,
+                found: scores.len(),
+            });
+        }
+        for (i, &y) in labels.iter().enumerate() {
+            if y < 0 || y as usize >= c {
+                return Err(MetricError::LabelOutOfRange {
+                    label: y,
+                    sample: i,
+                    classes: c,
+                });
+            }
+        }
+        let rows = chunk_rows(c);
+        let parts: Vec<Result<Self, MetricError>> = scores
+            .par_chunks(rows * c)
+            .zip(labels.par_chunks(rows))
+            .enumerate()
+            .map(|(ci, (s, l))| {
+                let mut part = self.empty_like();
+                part.process_rows(s, l, ci * rows)?;
+                Ok(part)
+            })
+            .collect();
+        for p in parts {
+            self.merge(&p?)?;
+        }
+        Ok(())
+    }
+
+    /// Adds rows already validated (labels in range); `base` offsets row numbers in errors.
+    pub(crate) fn process_rows(
+        &mut self,
+        scores: &[f32],
+        labels: &[i64],
+        base: usize,
+    ) -> Result<(), MetricError> {
+        match self.opts.kind {
+            ScoreKind::Logits => self.process_logits(scores, labels, base),
+            ScoreKind::Probabilities => self.process_probs(scores, labels, base),
+        }
+    }
+
+    fn process_logits(
+        &mut self,
+        scores: &[f32],
+        labels: &[i64],
+        base: usize,
+    ) -> Result<(), MetricError> {
+        let c = self.classes;
+        let mut e = vec![0f32; c];
+        for (r, (row, &y)) in scores.chunks_exact(c).zip(labels).enumerate() {
+            let y = y as usize;
+            // max (first), second max, min, sum
+            let mut top1 = row[0];
+            let mut am = 0usize;
+            let mut top2 = f32::NEG_INFINITY;
+            let mut mn = row[0];
+            let mut sum_x = 0f64;
+            for (k, &x) in row.iter().enumerate() {
+                if x > top1 {
+                    top2 = top1;
+                    top1 = x;
+                    am = k;
+                } else if k > 0 && x > top2 {
+                    top2 = x;
+                }
+                mn = mn.min(x);
+                sum_x += x as f64;
+            }
+            if !sum_x.is_finite() || !top1.is_finite() || !mn.is_finite() {
+                if let Some((k, &v)) = row.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                    return Err(MetricError::NonFinite {
+                        what: "logits",
+                        sample: base + r,
+                        class: k,
+                        value: v,
+                    });
+                }
+            }
+            // softmax, reference order: exp(x - max), sum, multiply by 1/sum
+            let mut lanes = [0f32; 8];
+            let mut chunks = e.chunks_exact_mut(8);
+            let mut xs = row.chunks_exact(8);
+            for (ec, xc) in (&mut chunks).zip(&mut xs) {
+                for i in 0..8 {
+                    let v = (xc[i] - top1).exp();
+                    ec[i] = v;
+                    lanes[i] += v;
+                }
+            }
+            let mut tail = 0f32;
+            for (ev, &x) in chunks.into_remainder().iter_mut().zip(xs.remainder()) {
+                let v = (x - top1).exp();
+                *ev = v;
+                tail += v;
+            }
+            let sum = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5]))
+                + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]))
+                + tail;
+            let inv = 1.0f32 / sum;
+            let conf = inv; // exp(0) * inv
+            let nll = (sum as f64).ln() - (row[y] - top1) as f64;
+            self.row_common(&e, inv, conf, am, y, nll);
+            let cm1 = (c - 1) as f64;
+            self.diffs_sum += (c as f64 * top1 as f64 - sum_x) / cm1;
+            self.maxdiff_sum += (top1 - mn) as f64;
+            self.margin_sum += (top1 - top2) as f64;
+        }
+        Ok(())
+    }
+
+    fn process_probs(
+        &mut self,
+        scores: &[f32],
+        labels: &[i64],
+        base: usize,
+    ) -> Result<(), MetricError> {
+        let c = self.classes;
+        for (r, (row, &y)) in scores.chunks_exact(c).zip(labels).enumerate() {
+            let y = y as usize;
+            let mut top1 = row[0];
+            let mut am = 0usize;
+            let mut mn = row[0];
+            let mut sum = 0f32;
+            for (k, &x) in row.iter().enumerate() {
+                if !x.is_finite() {
+                    return Err(MetricError::NonFinite {
+                        what: "probabilities",
+                        sample: base + r,
+                        class: k,
+                        value: x,
+                    });
+                }
+                if x > top1 {
+                    top1 = x;
+                    am = k;
+                }
+                mn = mn.min(x);
+                sum += x;
+            }
+            if mn < 0.0 || (sum - 1.0).abs() > 1e-3 {
+                return Err(MetricError::NotProbabilities {
+                    sample: base + r,
+                    sum,
+                    min: mn,
+                });
+            }
+            let nll = -((row[y].max(1e-12)) as f64).ln();
+            self.row_common(row, 1.0, top1, am, y, nll);
+        }
+        Ok(())
+    }
+
+    /// Shared per-row work once the (unnormalised) scores `e` and `1/sum` are known:
+    /// probabilities are `e[k] * inv`.
+    #[inline(always)]
+    fn row_common(&mut self, e: &[f32], inv: f32, conf: f32, am: usize, y: usize, nll: f64) {
+        let nb = self.opts.n_bins;
+        let correct = am == y;
+        self.n += 1;
+        self.nll_sum += nll;
+        self.conf_sum += conf as f64;
+        self.correct_first += correct as u64;
+        self.true_count[y] += 1;
+        self.pred_count[am] += 1;
+        self.tp[y] += correct as u64;
+        self.max_label = self.max_label.max(y as i64);
+        if let Some(b) = self.edges.bin_of(conf) {
+            self.bin_count[b] += 1;
+            self.bin_conf[b] += conf as f64;
+            self.bin_correct[b] += correct as u64;
+        }
+        let py = e[y] * inv;
+        let mut brier = 0f32;
+        let mut ahead = 0usize; // classes ranked before y (scikit-learn order)
+        let cw_count = &mut self.cw_count;
+        let cw_sum = &mut self.cw_sum;
+        for (k, &ev) in e.iter().enumerate() {
+            let p = ev * inv;
+            brier += p * p;
+            ahead += (p > py || (p == py && k > y)) as usize;
+            if let Some(b) = self.edges.bin_of(p) {
+                cw_count[k * nb + b] += 1;
+                cw_sum[k * nb + b] += p as f64;
+            }
+        }
+        brier += 1.0 - 2.0 * py;
+        self.brier_sum += brier as f64;
+        if let Some(b) = self.edges.bin_of(py) {
+            self.cw_pos[y * nb + b] += 1;
+        }
+        let hit1 = ahead < 1;
+        self.top1 += hit1 as u64;
+        self.top5 += (ahead < 5) as u64;
+        if self.opts.keep_confidences {
+            self.store.push(conf, correct);
+        }
+        if self.opts.keep_samples {
+            self.sample_nll.push(nll as f32);
+            self.sample_top1.push(hit1);
+        }
+    }
+
+    /// Merges the statistics of `other` (same classes, bins and score kind) into `self`;
+    /// samples of `other` come after those of `self`. Per-sample data is kept only if
+    /// `self` keeps it.
+    pub fn merge(&mut self, other: &Self) -> Result<(), MetricError> {
+        if other.classes != self.classes {
+            return Err(MetricError::ClassMismatch {
+                expected: self.classes,
+                found: other.classes,
+            });
+        }
+        if other.opts.n_bins != self.opts.n_bins || other.opts.kind != self.opts.kind {
+            return Err(MetricError::Invalid(
+                "merging accumulators with different bins or score kinds".into(),
+            ));
+        }
+        fn add<T: Copy + std::ops::AddAssign>(a: &mut [T], b: &[T]) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += *y;
+            }
+        }
+        self.n += other.n;
+        add(&mut self.bin_count, &other.bin_count);
+        add(&mut self.bin_conf, &other.bin_conf);
+        add(&mut self.bin_correct, &other.bin_correct);
+        add(&mut self.cw_count, &other.cw_count);
+        add(&mut self.cw_sum, &other.cw_sum);
+        add(&mut self.cw_pos, &other.cw_pos);
+        self.nll_sum += other.nll_sum;
+        self.brier_sum += other.brier_sum;
+        self.conf_sum += other.conf_sum;
+        self.correct_first += other.correct_first;
+        self.top1 += other.top1;
+        self.top5 += other.top5;
+        add(&mut self.true_count, &other.true_count);
+        add(&mut self.tp, &other.tp);
+        add(&mut self.pred_count, &other.pred_count);
+        self.diffs_sum += other.diffs_sum;
+        self.maxdiff_sum += other.maxdiff_sum;
+        self.margin_sum += other.margin_sum;
+        self.max_label = self.max_label.max(other.max_label);
+        if self.opts.keep_confidences {
+            self.store.extend_from(&other.store);
+        }
+        if self.opts.keep_samples {
+            self.sample_nll.extend_from_slice(&other.sample_nll);
+            self.sample_top1.extend_from_slice(&other.sample_top1);
+        }
+        Ok(())
+    }
+
+    /// Per-bin top-label statistics.
+    pub fn bin_stats(&self) -> Vec<BinStat> {
+        let e = self.edges.edges();
+        (0..self.opts.n_bins)
+            .map(|b| {
+                let cnt = self.bin_count[b];
+                BinStat {
+                    lower: e[b] as f64,
+                    upper: e[b + 1] as f64,
+                    count: cnt,
+                    mean_confidence: (cnt > 0).then(|| self.bin_conf[b] / cnt as f64),
+                    accuracy: (cnt > 0).then(|| self.bin_correct[b] as f64 / cnt as f64),
+                }
+            })
+            .collect()
+    }
+
+    /// ECE and MCE from the equal-width bins.
+    pub fn ece_mce(&self) -> (f64, f64) {
+        let n = self.n as f64;
+        let mut ece = 0.0;
+        let mut mce = 0f64;
+        for b in 0..self.opts.n_bins {
+            let cnt = self.bin_count[b];
+            if cnt == 0 {
+                continue;
+            }
+            let c = cnt as f64;
+            let gap = (self.bin_conf[b] / c - self.bin_correct[b] as f64 / c).abs();
+            ece += gap * (c / n);
+            mce = mce.max(gap);
+        }
+        (ece, mce)
+    }
+
+    /// Mean negative log-likelihood so far (0 when empty).
+    pub fn mean_nll(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            self.nll_sum / self.n as f64
+        }
+    }
+
+    /// Classwise ECE over `max(label) + 1` classes.
+    pub fn cece(&self) -> f64 {
+        let nb = self.opts.n_bins;
+        let k_used = (self.max_label + 1).max(0) as usize;
+        if k_used == 0 || self.n == 0 {
+            return 0.0;
+        }
+        let n = self.n as f64;
+        let mut total = 0.0;
+        for k in 0..k_used {
+            let mut sce = 0.0;
+            for b in 0..nb {
+                let cnt = self.cw_count[k * nb + b];
+                if cnt == 0 {
+                    continue;
+                }
+                let c = cnt as f64;
+                sce += (self.cw_sum[k * nb + b] / c - self.cw_pos[k * nb + b] as f64 / c).abs()
+                    * (c / n);
+            }
+            total += sce;
+        }
+        total / k_used as f64
+    }
+
+    /// The final metrics. Errors if no sample was added.
+    pub fn finish(&self) -> Result<ClassificationMetrics, MetricError> {
+        if self.n == 0 {
+            return Err(MetricError::Empty);
+        }
+        let n = self.n as f64;
+        let (ece, mce) = self.ece_mce();
+        let (aece, aece_corrected) = if self.opts.keep_confidences {
+            (
+                Some(
+                    self.store
+                        .adaptive_ece(self.opts.n_bins, AdaptiveVariant::Reference),
+                ),
+                Some(
+                    self.store
+                        .adaptive_ece(self.opts.n_bins, AdaptiveVariant::Corrected),
+                ),
+            )
+        } else {
+            (None, None)
+        };
+        let present: Vec<usize> = (0..self.classes)
+            .filter(|&k| self.true_count[k] > 0 || self.pred_count[k] > 0)
+            .collect();
+        let macc = present
+            .iter()
+            .map(|&k| {
+                if self.true_count[k] > 0 {
+                    self.tp[k] as f64 / self.true_count[k] as f64
+                } else {
+                    0.0
+                }
+            })
+            .sum::<f64>()
+            / present.len() as f64;
+        Ok(ClassificationMetrics {
+            samples: self.n,
+            classes: self.classes,
+            num_bins: self.opts.n_bins,
+            acc: self.top1 as f64 / n,
+            acc_first_max: self.correct_first as f64 / n,
+            acc_5: (self.classes > 5).then(|| self.top5 as f64 / n),
+            macc,
+            nll: self.nll_sum / n,
+            ece,
+            mce,
+            aece,
+            aece_corrected,
+            cece: self.cece(),
+            brier: self.brier_sum / n,
+            mean_confidence: self.conf_sum / n,
+            logits: (self.opts.kind == ScoreKind::Logits).then(|| LogitStats {
+                mean_diffs: self.diffs_sum / n,
+                max_diffs: self.maxdiff_sum / n,
+                margin: self.margin_sum / n,
+            }),
+            bins: self.bin_stats(),
+        })
+    }
+}
+
+/// Computes every classification metric of `scores` (row-major N x C) in one call.
+pub fn evaluate(
+    scores: &[f32],
+    labels: &[i64],
+    classes: usize,
+    opts: ClassificationOptions,
+) -> Result<ClassificationMetrics, MetricError> {
+    let mut acc = ClassificationAccumulator::new(classes, opts)?;
+    acc.update(scores, labels)?;
+    acc.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows() -> (Vec<f32>, Vec<i64>) {
+        let mut s = 7u64;
+        let mut next = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 33) as f32 / (1u64 << 31) as f32) * 6.0 - 3.0
+        };
+        let logits: Vec<f32> = (0..3000 * 7).map(|_| next()).collect();
+        let labels: Vec<i64> = (0..3000).map(|i| (i * 5 % 7) as i64).collect();
+        (logits, labels)
+    }
+
+    #[test]
+    fn batches_merge_to_the_same_result() {
+        let (l, y) = rows();
+        let whole = evaluate(&l, &y, 7, ClassificationOptions::default()).unwrap();
+        let mut acc = ClassificationAccumulator::new(7, ClassificationOptions::default()).unwrap();
+        acc.update(&l[..7 * 1000], &y[..1000]).unwrap();
+        acc.update(&l[7 * 1000..], &y[1000..]).unwrap();
+        let parts = acc.finish().unwrap();
+        assert_eq!(whole.samples, parts.samples);
+        assert!((whole.ece - parts.ece).abs() < 1e-12);
+        assert_eq!(whole.aece, parts.aece);
+        assert!((whole.nll - parts.nll).abs() < 1e-12);
+        assert!((whole.cece - parts.cece).abs() < 1e-12);
+        assert_eq!(whole.acc, parts.acc);
+    }
+
+    #[test]
+    fn probabilities_match_logits() {
+        let (l, y) = rows();
+        let mut probs = Vec::with_capacity(l.len());
+        for row in l.chunks(7) {
+            let m = row.iter().cloned().fold(f32::MIN, f32::max);
+            let e: Vec<f32> = row.iter().map(|x| (x - m).exp()).collect();
+            let s: f32 = e.iter().sum();
+            probs.extend(e.iter().map(|v| v / s));
+        }
+        let a = evaluate(&l, &y, 7, ClassificationOptions::default()).unwrap();
+        let opts = ClassificationOptions {
+            kind: ScoreKind::Probabilities,
+            ..Default::default()
+        };
+        let b = evaluate(&probs, &y, 7, opts).unwrap();
+        assert!((a.ece - b.ece).abs() < 1e-4, "{} {}", a.ece, b.ece);
+        assert!((a.nll - b.nll).abs() < 1e-4);
+        assert!((a.brier - b.brier).abs() < 1e-4);
+        assert!(b.logits.is_none());
+    }
+
+    #[test]
+    fn perfect_confident_predictions() {
+        let l = vec![20.0f32, 0.0, 0.0, 20.0];
+        let m = evaluate(&l, &[0, 1], 2, ClassificationOptions::default()).unwrap();
+        assert_eq!(m.acc, 1.0);
+        assert!(m.ece < 1e-6 && m.nll < 1e-6 && m.brier < 1e-12);
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        let opts = ClassificationOptions::default;
+        assert!(matches!(
+            ClassificationAccumulator::new(1, opts()),
+            Err(MetricError::TooFewClasses(1))
+        ));
+        assert!(matches!(
+            evaluate(&[0.0; 5], &[0, 1], 2, opts()),
+            Err(MetricError::Shape { .. })
+        ));
+        assert!(matches!(
+            evaluate(&[0.0, 1.0, f32::NAN, 0.0], &[0, 1], 2, opts()),
+            Err(MetricError::NonFinite {
+                sample: 1,
+                class: 0,
+                ..
+            })
+        ));
+        assert!(matches!(
+            evaluate(&[0.0, 1.0, 0.0, f32::INFINITY], &[0, 1], 2, opts()),
+            Err(MetricError::NonFinite {
+                sample: 1,
+                class: 1,
+                ..
+            })
+        ));
+        assert!(matches!(
+            evaluate(&[0.0, 1.0, 0.0, 1.0], &[0, 2], 2, opts()),
+            Err(MetricError::LabelOutOfRange {
+                label: 2,
+                sample: 1,
+                ..
+            })
+        ));
+        assert!(matches!(
+            evaluate(&[0.0, 1.0], &[-1], 2, opts()),
+            Err(MetricError::LabelOutOfRange { .. })
+        ));
+        let p = ClassificationOptions {
+            kind: ScoreKind::Probabilities,
+            ..Default::default()
+        };
+        assert!(matches!(
+            evaluate(&[0.7, 0.7], &[0], 2, p),
+            Err(MetricError::NotProbabilities { .. })
+        ));
+        assert!(matches!(
+            evaluate(&[], &[], 2, opts()),
+            Err(MetricError::Empty)
+        ));
+    }
+}
