@@ -1,3 +1,56 @@
-fn main() {
-    println!("Hello, world!");
+//! `mbls`: one binary, with subcommands, for training calibrated networks and for measuring
+//! and fixing calibration.
+
+mod eval;
+mod input;
+mod report;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// mbls: margin-based label smoothing and calibration toolkit.
+#[derive(Parser)]
+#[command(name = "mbls", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure calibration of saved logits or probabilities (.npz or two .npy files).
+    Eval(eval::EvalArgs),
+    /// Show the tensor backend (libtorch) this binary runs on.
+    Info,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Eval(args) => eval::run(args),
+        Command::Info => info(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn info() -> anyhow::Result<()> {
+    let b = mbls_engine::backend_info();
+    println!("mbls {}", env!("CARGO_PKG_VERSION"));
+    println!("libtorch threads: {}", b.threads);
+    println!(
+        "cuda: {}{}",
+        if b.cuda { "available" } else { "not available" },
+        if b.cuda {
+            format!(" ({} devices)", b.cuda_devices)
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
 }

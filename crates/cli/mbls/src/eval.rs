@@ -1,0 +1,530 @@
+//! `mbls eval`: calibration report for saved logits.
+
+use crate::input::{Loaded, load};
+use crate::report::{f5, table};
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use mbls_metrics::{
+    BootstrapOptions, BootstrapResult, ClassificationAccumulator, ClassificationMetrics,
+    ClassificationOptions, ScoreKind, SegmentationAccumulator, SegmentationMetrics,
+    SegmentationOptions, bootstrap, fit_temperature_nll, grid_search_temperature, scale_logits,
+};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Post-hoc temperature fitting method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TempMethod {
+    /// The reference's grid search T = 0.1 .. 10.0, lowest validation ECE.
+    Grid,
+    /// Continuous NLL-optimal temperature (Newton on log T).
+    Nll,
+}
+
+/// Arguments of `mbls eval`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  mbls eval test_logits.npz\n  mbls eval logits.npy labels.npy --json\n  \
+    mbls eval test.npz --temperature grid --val val.npz --plot out/\n  mbls eval seg_logits.npy seg_labels.npy --ignore-index 255"
+)]
+pub struct EvalArgs {
+    /// One .npz (arrays `logits` and `labels`, as the reference's save_logits writes) or two
+    /// .npy files: LOGITS (N x C, or N x C x H x W; float32/float64) LABELS (N, or N x H x W; integers)
+    #[arg(required = true, num_args = 1..=2, value_name = "FILE")]
+    pub inputs: Vec<PathBuf>,
+    /// The scores are probabilities, not logits.
+    #[arg(long)]
+    pub probs: bool,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Write reliability diagrams (SVG, PNG) and the per-bin CSV into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
+    /// Number of equal-width (and equal-mass) bins.
+    #[arg(long, default_value_t = 15)]
+    pub bins: usize,
+    /// Label value to ignore. Dense (segmentation) inputs default to 255; classification
+    /// inputs ignore nothing unless this is given.
+    #[arg(long, value_name = "LABEL", allow_negative_numbers = true)]
+    pub ignore_index: Option<i64>,
+    /// Bootstrap percentile intervals for ECE, adaptive ECE, NLL and accuracy, with N replicates.
+    #[arg(long, value_name = "N")]
+    pub bootstrap: Option<usize>,
+    /// Seed of the bootstrap resampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Confidence level of the bootstrap intervals.
+    #[arg(long, default_value_t = 0.95)]
+    pub level: f64,
+    /// Fit a temperature on the validation logits (--val) and report the test set before and after.
+    #[arg(long, value_enum, requires = "val")]
+    pub temperature: Option<TempMethod>,
+    /// Validation logits for --temperature: one .npz or two .npy files.
+    #[arg(long, num_args = 1..=2, value_name = "FILE", requires = "temperature")]
+    pub val: Vec<PathBuf>,
+    /// Name of the logits array in .npz inputs.
+    #[arg(long, default_value = "logits")]
+    pub logits_key: String,
+    /// Name of the labels array in .npz inputs.
+    #[arg(long, default_value = "labels")]
+    pub labels_key: String,
+    /// Dense inputs: images per batch for the reference's batch-weighted pixel calibration
+    /// (the reference's VOC test batch size is 8).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub seg_batch: usize,
+    /// Dense inputs: keep background (class 0) pixels in the pixel calibration metrics
+    /// (the reference drops them).
+    #[arg(long)]
+    pub include_background: bool,
+}
+
+#[derive(Serialize)]
+struct TemperatureReport {
+    method: TempMethod,
+    temperature: f64,
+    val_samples: u64,
+    val_ece_before: f64,
+    val_nll_before: f64,
+    val_ece_after: f64,
+    val_nll_after: f64,
+    after: ClassificationMetrics,
+}
+
+#[derive(Serialize)]
+struct ClassificationReport {
+    kind: &'static str,
+    source: String,
+    scores: ScoreKind,
+    ignored: u64,
+    metrics: ClassificationMetrics,
+    bootstrap: Option<BootstrapResult>,
+    temperature: Option<TemperatureReport>,
+    plots: Vec<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct SegmentationReport {
+    kind: &'static str,
+    source: String,
+    ignore_index: Option<i64>,
+    batch_size: usize,
+    metrics: SegmentationMetrics,
+    plots: Vec<PathBuf>,
+}
+
+/// Runs `mbls eval`.
+pub fn run(args: EvalArgs) -> Result<()> {
+    if args.bins == 0 {
+        bail!("--bins must be at least 1");
+    }
+    let data = load(&args.inputs, &args.logits_key, &args.labels_key)?;
+    if data.is_dense() {
+        return run_dense(&args, data);
+    }
+    let kind = if args.probs {
+        ScoreKind::Probabilities
+    } else {
+        ScoreKind::Logits
+    };
+    let c = data.classes();
+    let source = data.source.clone();
+    let (scores, labels, ignored) = drop_ignored(data, args.ignore_index);
+    if labels.is_empty() {
+        bail!("{source}: every sample has the ignore label");
+    }
+    let opts = ClassificationOptions {
+        n_bins: args.bins,
+        kind,
+        keep_samples: args.bootstrap.is_some(),
+        keep_confidences: true,
+    };
+    let mut acc = ClassificationAccumulator::new(c, opts.clone())?;
+    acc.update(&scores, &labels)
+        .with_context(|| source.clone())?;
+    let metrics = acc.finish()?;
+    let boot = match args.bootstrap {
+        Some(reps) => Some(bootstrap(
+            &acc,
+            &BootstrapOptions {
+                replicates: reps,
+                seed: args.seed,
+                level: args.level,
+            },
+        )?),
+        None => None,
+    };
+    drop(acc);
+    let temperature = match args.temperature {
+        Some(method) => Some(fit_and_apply(&args, method, c, &scores, &labels)?),
+        None => None,
+    };
+    let mut plots = Vec::new();
+    if let Some(dir) = &args.plot {
+        plots.extend(plot(
+            dir,
+            "test",
+            &format!("{} ({})", file_title(&args.inputs), "before scaling"),
+            &metrics,
+        )?);
+        if let Some(t) = &temperature {
+            plots.extend(plot(
+                dir,
+                "test_ts",
+                &format!("{} (T = {:.3})", file_title(&args.inputs), t.temperature),
+                &t.after,
+            )?);
+        }
+    }
+    let report = ClassificationReport {
+        kind: "classification",
+        source,
+        scores: kind,
+        ignored,
+        metrics,
+        bootstrap: boot,
+        temperature,
+        plots,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_classification(&report, &args);
+    }
+    Ok(())
+}
+
+fn file_title(inputs: &[PathBuf]) -> String {
+    inputs[0]
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn drop_ignored(data: Loaded, ignore: Option<i64>) -> (Vec<f32>, Vec<i64>, u64) {
+    let Some(ig) = ignore else {
+        return (data.scores, data.labels, 0);
+    };
+    if !data.labels.contains(&ig) {
+        return (data.scores, data.labels, 0);
+    }
+    let c = data.classes();
+    let mut s = Vec::with_capacity(data.scores.len());
+    let mut l = Vec::with_capacity(data.labels.len());
+    for (row, &y) in data.scores.chunks_exact(c).zip(&data.labels) {
+        if y != ig {
+            s.extend_from_slice(row);
+            l.push(y);
+        }
+    }
+    let ignored = (data.labels.len() - l.len()) as u64;
+    (s, l, ignored)
+}
+
+fn fit_and_apply(
+    args: &EvalArgs,
+    method: TempMethod,
+    classes: usize,
+    scores: &[f32],
+    labels: &[i64],
+) -> Result<TemperatureReport> {
+    if args.probs {
+        bail!("--temperature needs logits, not probabilities (--probs)");
+    }
+    let val =
+        load(&args.val, &args.logits_key, &args.labels_key).context("validation set (--val)")?;
+    if val.is_dense() {
+        bail!(
+            "{}: temperature scaling of dense (segmentation) logits is not supported",
+            val.source
+        );
+    }
+    if val.classes() != classes {
+        bail!(
+            "{}: validation logits have {} classes but the test logits have {}",
+            val.source,
+            val.classes(),
+            classes
+        );
+    }
+    let vsrc = val.source.clone();
+    let (vs, vl, _) = drop_ignored(val, args.ignore_index);
+    let vopts = ClassificationOptions {
+        n_bins: args.bins,
+        keep_confidences: false,
+        ..Default::default()
+    };
+    let before =
+        mbls_metrics::evaluate(&vs, &vl, classes, vopts.clone()).with_context(|| vsrc.clone())?;
+    let t = match method {
+        TempMethod::Grid => grid_search_temperature(&vs, &vl, classes, args.bins)?.temperature_ece,
+        TempMethod::Nll => fit_temperature_nll(&vs, &vl, classes)?.temperature,
+    };
+    let vafter = mbls_metrics::evaluate(&scale_logits(&vs, t), &vl, classes, vopts)?;
+    let after = mbls_metrics::evaluate(
+        &scale_logits(scores, t),
+        labels,
+        classes,
+        ClassificationOptions {
+            n_bins: args.bins,
+            ..Default::default()
+        },
+    )?;
+    Ok(TemperatureReport {
+        method,
+        temperature: t,
+        val_samples: before.samples,
+        val_ece_before: before.ece,
+        val_nll_before: before.nll,
+        val_ece_after: vafter.ece,
+        val_nll_after: vafter.nll,
+        after,
+    })
+}
+
+fn plot(dir: &Path, stem: &str, title: &str, m: &ClassificationMetrics) -> Result<Vec<PathBuf>> {
+    let r = mbls_plot::Reliability {
+        bins: m
+            .bins
+            .iter()
+            .map(|b| mbls_plot::Bin {
+                lower: b.lower,
+                upper: b.upper,
+                count: b.count,
+                mean_confidence: b.mean_confidence,
+                accuracy: b.accuracy,
+            })
+            .collect(),
+        total: m.samples,
+        mean_accuracy: m.acc_first_max,
+        mean_confidence: m.mean_confidence,
+        ece: m.ece,
+        title: title.to_string(),
+    };
+    Ok(mbls_plot::write_all(&r, dir, stem)?)
+}
+
+fn metric_rows(m: &ClassificationMetrics) -> Vec<(&'static str, Option<f64>)> {
+    let ls = m.logits.as_ref();
+    vec![
+        ("acc", Some(m.acc)),
+        ("acc_5", m.acc_5),
+        ("macc", Some(m.macc)),
+        ("nll", Some(m.nll)),
+        ("ece", Some(m.ece)),
+        ("aece", m.aece),
+        ("aece_corrected", m.aece_corrected),
+        ("cece", Some(m.cece)),
+        ("mce", Some(m.mce)),
+        ("brier", Some(m.brier)),
+        ("mean_confidence", Some(m.mean_confidence)),
+        ("mean_diffs", ls.map(|l| l.mean_diffs)),
+        ("max_diffs", ls.map(|l| l.max_diffs)),
+        ("margin", ls.map(|l| l.margin)),
+    ]
+}
+
+fn print_classification(r: &ClassificationReport, args: &EvalArgs) {
+    let m = &r.metrics;
+    println!("{}", r.source);
+    println!(
+        "samples {}  classes {}  bins {}  scores {}{}",
+        m.samples,
+        m.classes,
+        m.num_bins,
+        if args.probs {
+            "probabilities"
+        } else {
+            "logits"
+        },
+        if r.ignored > 0 {
+            format!("  ignored {}", r.ignored)
+        } else {
+            String::new()
+        }
+    );
+    println!();
+    let mut headers = vec!["metric", "value"];
+    let ci_header;
+    if let Some(b) = &r.bootstrap {
+        ci_header = format!("{:.0}% CI ({} boot.)", b.level * 100.0, b.replicates);
+        headers.push(&ci_header);
+    }
+    let mut after_rows = None;
+    if let Some(t) = &r.temperature {
+        headers.push("after TS");
+        after_rows = Some(metric_rows(&t.after));
+    }
+    let mut rows = Vec::new();
+    for (i, (name, v)) in metric_rows(m).into_iter().enumerate() {
+        let Some(v) = v else { continue };
+        let mut row = vec![name.to_string(), f5(v)];
+        if let Some(b) = &r.bootstrap {
+            let iv = match name {
+                "ece" => Some(&b.ece),
+                "aece" => Some(&b.aece),
+                "nll" => Some(&b.nll),
+                "acc" => Some(&b.acc),
+                _ => None,
+            };
+            row.push(iv.map_or(String::new(), |iv| {
+                format!("[{}, {}]", f5(iv.lower), f5(iv.upper))
+            }));
+        }
+        if let Some(a) = &after_rows {
+            row.push(a[i].1.map_or(String::new(), f5));
+        }
+        rows.push(row);
+    }
+    print!("{}", table(&headers, &rows));
+    if let Some(t) = &r.temperature {
+        println!();
+        println!(
+            "temperature ({}): T = {:.4}, fitted on {} validation samples: ECE {} -> {}, NLL {} -> {}",
+            match t.method {
+                TempMethod::Grid => "grid search, lowest ECE",
+                TempMethod::Nll => "NLL fit",
+            },
+            t.temperature,
+            t.val_samples,
+            f5(t.val_ece_before),
+            f5(t.val_ece_after),
+            f5(t.val_nll_before),
+            f5(t.val_nll_after)
+        );
+    }
+    for p in &r.plots {
+        println!("wrote {}", p.display());
+    }
+}
+
+fn run_dense(args: &EvalArgs, data: Loaded) -> Result<()> {
+    if args.probs {
+        bail!(
+            "{}: --probs is not supported for dense (segmentation) inputs; pass logits",
+            data.source
+        );
+    }
+    if args.temperature.is_some() {
+        bail!(
+            "{}: --temperature is not supported for dense (segmentation) inputs",
+            data.source
+        );
+    }
+    if args.bootstrap.is_some() {
+        bail!(
+            "{}: --bootstrap is not supported for dense (segmentation) inputs",
+            data.source
+        );
+    }
+    if args.seg_batch == 0 {
+        bail!("--seg-batch must be at least 1");
+    }
+    let n = data.shape[0];
+    let c = data.classes();
+    let hw: usize = data.shape[2..].iter().product();
+    let ignore = Some(args.ignore_index.unwrap_or(255));
+    let mut acc = SegmentationAccumulator::new(
+        c,
+        SegmentationOptions {
+            n_bins: args.bins,
+            ignore_index: ignore,
+            exclude_background: !args.include_background,
+            global_adaptive: true,
+            calibration: true,
+        },
+    )?;
+    let mut start = 0;
+    while start < n {
+        let end = (start + args.seg_batch).min(n);
+        acc.update_batch(
+            &data.scores[start * c * hw..end * c * hw],
+            [end - start, c, hw, 1],
+            &data.labels[start * hw..end * hw],
+        )
+        .with_context(|| format!("{}: images {start}..{end}", data.source))?;
+        start = end;
+    }
+    let metrics = acc.finish()?;
+    let mut plots = Vec::new();
+    if let (Some(dir), Some(g)) = (&args.plot, &metrics.calibration_global) {
+        plots = plot(
+            dir,
+            "pixels",
+            &format!("{} (pixels)", file_title(&args.inputs)),
+            g,
+        )?;
+    }
+    let report = SegmentationReport {
+        kind: "segmentation",
+        source: data.source,
+        ignore_index: ignore,
+        batch_size: args.seg_batch,
+        metrics,
+        plots,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let m = &report.metrics;
+    println!("{}", report.source);
+    println!(
+        "images {}  classes {}  ignore {:?}  bins {}  batch {}",
+        m.images, m.classes, report.ignore_index, args.bins, args.seg_batch
+    );
+    println!();
+    let rows = vec![
+        vec!["miou".into(), f5(m.miou)],
+        vec!["mdsc".into(), f5(m.mdsc)],
+        vec!["macc".into(), f5(m.macc)],
+        vec!["miou_present".into(), f5(m.miou_present)],
+        vec!["pixel_accuracy".into(), f5(m.pixel_accuracy)],
+    ];
+    print!("{}", table(&["segmentation (classes 1..)", "value"], &rows));
+    println!();
+    let per: Vec<Vec<String>> = m
+        .per_class
+        .iter()
+        .map(|s| {
+            vec![
+                s.class.to_string(),
+                format!("{:.4}", s.iou),
+                format!("{:.4}", s.dice),
+                format!("{:.4}", s.acc),
+                s.label_pixels.to_string(),
+            ]
+        })
+        .collect();
+    print!("{}", table(&["class", "iou", "dsc", "acc", "pixels"], &per));
+    if let (Some(r), Some(g)) = (&m.calibration_reference, &m.calibration_global) {
+        println!();
+        let bg = if args.include_background {
+            "incl."
+        } else {
+            "excl."
+        };
+        println!(
+            "pixel calibration ({} pixels, background {bg}, ignore dropped)",
+            r.pixels
+        );
+        let rows = vec![
+            vec!["nll".into(), f5(r.nll), f5(g.nll)],
+            vec!["ece".into(), f5(r.ece), f5(g.ece)],
+            vec!["aece".into(), f5(r.aece), g.aece.map_or(String::new(), f5)],
+            vec!["cece".into(), f5(r.cece), f5(g.cece)],
+            vec!["mce".into(), String::new(), f5(g.mce)],
+            vec!["brier".into(), String::new(), f5(g.brier)],
+            vec!["acc".into(), String::new(), f5(g.acc)],
+        ];
+        print!(
+            "{}",
+            table(&["metric", "per-batch (reference)", "global"], &rows)
+        );
+    }
+    for p in &report.plots {
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}
