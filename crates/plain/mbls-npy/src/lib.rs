@@ -26,16 +26,16 @@ const MAGIC: &[u8; 6] = b"\x93NUMPY";
 #[derive(Debug, thiserror::Error)]
 pub enum NpyError {
     /// The file could not be opened, read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file concerned.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// An I/O error on a stream without a path.
     #[error("i/o error: {0}")]
-    Stream(#[from] std::io::Error),
+    Stream(std::io::Error),
     /// The data does not start with the `.npy` magic string.
     #[error("not a .npy array (bad magic bytes)")]
     BadMagic,
@@ -75,20 +75,26 @@ pub enum NpyError {
         available: String,
     },
     /// An error inside a named file or archive member.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     In {
         /// Where the error happened (file path, archive member).
         context: String,
         /// The error.
-        source: Box<NpyError>,
+        error: Box<NpyError>,
     },
+}
+
+impl From<std::io::Error> for NpyError {
+    fn from(e: std::io::Error) -> Self {
+        NpyError::Stream(e)
+    }
 }
 
 impl NpyError {
     fn within(self, context: impl Into<String>) -> Self {
         NpyError::In {
             context: context.into(),
-            source: Box::new(self),
+            error: Box::new(self),
         }
     }
 }
@@ -377,7 +383,7 @@ impl NpyArray {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| NpyError::Io {
             path: path.to_path_buf(),
-            source: e,
+            error: e,
         })?;
         let len = file.metadata().map(|m| m.len()).ok();
         let mut r = BufReader::with_capacity(1 << 20, file);
@@ -486,7 +492,7 @@ pub fn write_atomic(
 ) -> Result<(), NpyError> {
     let io = |e| NpyError::Io {
         path: path.to_path_buf(),
-        source: e,
+        error: e,
     };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
     let name = path
@@ -786,7 +792,7 @@ impl Npz<BufReader<File>> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|e| NpyError::Io {
             path: path.to_path_buf(),
-            source: e,
+            error: e,
         })?;
         Npz::new(BufReader::new(file), path.display().to_string())
     }

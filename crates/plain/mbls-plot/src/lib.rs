@@ -79,12 +79,12 @@ pub struct Reliability {
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
     /// A file or directory could not be created or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file or directory concerned.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The input cannot be drawn (a non-finite or out-of-range value, named in the
     /// message), or the SVG could not be parsed, rasterized or encoded.
@@ -245,9 +245,9 @@ pub fn write_all(r: &Reliability, dir: &Path, stem: &str) -> Result<Vec<PathBuf>
         ("histogram.png", histogram_png),
         ("bins.csv", bins_csv(r).into_bytes()),
     ];
-    std::fs::create_dir_all(dir).map_err(|source| PlotError::Io {
+    std::fs::create_dir_all(dir).map_err(|error| PlotError::Io {
         path: dir.to_owned(),
-        source,
+        error,
     })?;
     let mut written = Vec::with_capacity(outputs.len());
     for (suffix, bytes) in &outputs {
@@ -263,7 +263,7 @@ pub fn write_all(r: &Reliability, dir: &Path, stem: &str) -> Result<Vec<PathBuf>
 fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
     let io = |p: &Path| {
         let p = p.to_owned();
-        move |source| PlotError::Io { path: p, source }
+        move |error| PlotError::Io { path: p, error }
     };
     let mut builder = tempfile::Builder::new();
     builder.prefix(".mbls-plot-").suffix(".tmp");
@@ -278,7 +278,7 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), PlotError> 
     tmp.as_file().sync_all().map_err(io(tmp.path()))?;
     tmp.persist(path).map_err(|e| PlotError::Io {
         path: path.to_owned(),
-        source: e.error,
+        error: e.error,
     })?;
     Ok(())
 }

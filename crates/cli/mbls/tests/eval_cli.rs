@@ -1,0 +1,337 @@
+//! Integration tests: run the real `mbls` binary on the shipped example, on generated data,
+//! on the reference's parity cases (skipped with a message when absent) and on bad input.
+
+use mbls_npy::{NpyArray, NpyData, write_npz};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn mbls(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mbls"))
+        .arg("eval")
+        .args(args)
+        .output()
+        .expect("run mbls")
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    let out = mbls(&a);
+    assert!(
+        out.status.success(),
+        "mbls {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("valid JSON")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
+}
+
+fn shared() -> PathBuf {
+    std::env::var_os("MBLS_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared"))
+}
+
+/// Deterministic pseudo-random logits and labels.
+fn synth(n: usize, c: usize, seed: u64) -> (Vec<f32>, Vec<i64>) {
+    let mut s = seed;
+    let mut next = move || {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (s >> 33) as f32 / (1u64 << 31) as f32
+    };
+    let mut logits = Vec::with_capacity(n * c);
+    let mut labels = Vec::with_capacity(n);
+    for _ in 0..n {
+        let y = (next() * c as f32) as usize % c;
+        for k in 0..c {
+            logits.push(next() * 4.0 + if k == y { 1.5 } else { 0.0 });
+        }
+        labels.push(y as i64);
+    }
+    (logits, labels)
+}
+
+fn write(dir: &Path, name: &str, shape: &[usize], data: NpyData) -> String {
+    let p = dir.join(name);
+    NpyArray::new(shape.to_vec(), data).unwrap().write(&p).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn shipped_example_with_temperature_and_plots() {
+    let ex = repo().join("examples/digits");
+    let test = ex.join("test.npz");
+    let val = ex.join("val.npz");
+    let out = tempfile::tempdir().unwrap();
+    let v = json(&[
+        test.to_str().unwrap(),
+        "--temperature",
+        "grid",
+        "--val",
+        val.to_str().unwrap(),
+        "--plot",
+        out.path().to_str().unwrap(),
+        "--bootstrap",
+        "200",
+    ]);
+    let m = &v["metrics"];
+    assert_eq!(m["samples"], 797);
+    assert_eq!(m["classes"], 10);
+    let acc = m["acc"].as_f64().unwrap();
+    assert!((0.9..1.0).contains(&acc), "{acc}");
+    let t = v["temperature"]["temperature"].as_f64().unwrap();
+    assert!(t > 1.0, "an overfitted network needs T > 1, got {t}");
+    assert!(v["temperature"]["val_ece_after"].as_f64() <= v["temperature"]["val_ece_before"].as_f64());
+    let b = &v["bootstrap"]["ece"];
+    assert!(b["lower"].as_f64() <= b["upper"].as_f64());
+    for f in [
+        "test_reliability.svg",
+        "test_reliability.png",
+        "test_histogram.png",
+        "test_bins.csv",
+        "test_ts_reliability.png",
+    ] {
+        assert!(out.path().join(f).is_file(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(out.path().join("test_bins.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 16, "header + 15 bins");
+    // the text table prints too
+    let o = mbls(&[test.to_str().unwrap()]);
+    assert!(o.status.success());
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("ece") && s.contains("aece") && s.contains("cece"), "{s}");
+}
+
+#[test]
+fn npy_pair_matches_library_and_probs_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let (l, y) = synth(3000, 12, 5);
+    let lp = write(dir.path(), "logits.npy", &[3000, 12], NpyData::F32(l.clone()));
+    let yp = write(
+        dir.path(),
+        "labels.npy",
+        &[3000],
+        NpyData::I32(y.iter().map(|&v| v as i32).collect()),
+    );
+    let v = json(&[&lp, &yp]);
+    let want = mbls_metrics::evaluate(&l, &y, 12, Default::default()).unwrap();
+    assert!((v["metrics"]["ece"].as_f64().unwrap() - want.ece).abs() < 1e-12);
+    assert!((v["metrics"]["nll"].as_f64().unwrap() - want.nll).abs() < 1e-12);
+    // probabilities from float64 softmax
+    let mut p = Vec::new();
+    for row in l.chunks(12) {
+        let m = row.iter().cloned().fold(f32::MIN, f32::max) as f64;
+        let e: Vec<f64> = row.iter().map(|&x| (x as f64 - m).exp()).collect();
+        let s: f64 = e.iter().sum();
+        p.extend(e.iter().map(|v| v / s));
+    }
+    let pp = write(dir.path(), "probs.npy", &[3000, 12], NpyData::F64(p));
+    let vp = json(&[&pp, &yp, "--probs"]);
+    assert!((vp["metrics"]["ece"].as_f64().unwrap() - want.ece).abs() < 1e-4);
+    assert!(vp["metrics"]["logits"].is_null());
+    // ignore index on classification inputs drops rows
+    let mut y2 = y.clone();
+    y2[0] = -1;
+    y2[1] = -1;
+    let yp2 = write(dir.path(), "labels2.npy", &[3000], NpyData::I64(y2));
+    let vi = json(&[&lp, &yp2, "--ignore-index", "-1"]);
+    assert_eq!(vi["metrics"]["samples"], 2998);
+    assert_eq!(vi["ignored"], 2);
+}
+
+#[test]
+fn parity_cases_through_the_cli() {
+    let dir = shared().join("parity/metrics/c100_n5000_overconfident");
+    if !dir.is_dir() {
+        eprintln!("SKIPPED: {} is absent", dir.display());
+        return;
+    }
+    let e: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let l = dir.join("logits.npy");
+    let y = dir.join("labels.npy");
+    let (l, y) = (l.to_str().unwrap(), y.to_str().unwrap());
+    // fit on the same logits: the grid temperature and the ECE after it are reference values
+    let v = json(&[l, y, "--temperature", "grid", "--val", l, y]);
+    let rel = |a: f64, b: f64| (a - b).abs() / b.abs();
+    for k in ["ece", "aece", "cece", "nll", "acc", "acc_5", "macc"] {
+        let got = v["metrics"][k].as_f64().unwrap();
+        assert!(rel(got, e[k].as_f64().unwrap()) < 1e-5, "{k}: {got} vs {}", e[k]);
+    }
+    assert_eq!(
+        v["temperature"]["temperature"].as_f64().unwrap(),
+        e["temperature_grid_ece"].as_f64().unwrap()
+    );
+    let after = v["temperature"]["after"]["ece"].as_f64().unwrap();
+    assert!(rel(after, e["ece_after_temperature"].as_f64().unwrap()) < 1e-5);
+}
+
+#[test]
+fn segmentation_parity_through_the_cli() {
+    let root = shared().join("parity/segment");
+    if !root.is_dir() {
+        eprintln!("SKIPPED: {} is absent", root.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for (case, batch) in [("c4_small", 3), ("voc_like_c21", 2)] {
+        let dir = root.join(case);
+        let e: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+        // concatenate the batch files into one array; --seg-batch restores the batches
+        let (mut logits, mut labels, mut shape) = (Vec::new(), Vec::new(), Vec::new());
+        for b in 0..e["num_batches"].as_u64().unwrap() {
+            let l = NpyArray::read(dir.join(format!("logits_{b}.npy"))).unwrap();
+            let y = NpyArray::read(dir.join(format!("labels_{b}.npy"))).unwrap();
+            if shape.is_empty() {
+                shape = l.shape.clone();
+                shape[0] = 0;
+            }
+            shape[0] += l.shape[0];
+            logits.extend(l.to_f32().unwrap());
+            labels.extend(y.to_i64().unwrap());
+        }
+        let n = shape[0];
+        let lp = write(tmp.path(), &format!("{case}_l.npy"), &shape, NpyData::F32(logits));
+        let yp = write(
+            tmp.path(),
+            &format!("{case}_y.npy"),
+            &[n, shape[2], shape[3]],
+            NpyData::I64(labels),
+        );
+        let v = json(&[&lp, &yp, "--seg-batch", &batch.to_string()]);
+        let m = &v["metrics"];
+        assert_eq!(v["kind"], "segmentation");
+        for (k, got) in [
+            ("miou", &m["miou"]),
+            ("mdsc", &m["mdsc"]),
+            ("macc", &m["macc"]),
+            ("pixel_nll", &m["calibration_reference"]["nll"]),
+            ("pixel_ece", &m["calibration_reference"]["ece"]),
+            ("pixel_aece", &m["calibration_reference"]["aece"]),
+            ("pixel_cece", &m["calibration_reference"]["cece"]),
+        ] {
+            let (g, w) = (got.as_f64().unwrap(), e[k].as_f64().unwrap());
+            assert!((g - w).abs() <= 1e-5 * w.abs(), "{case} {k}: {g} vs {w}");
+        }
+        assert!(m["calibration_global"]["ece"].as_f64().is_some());
+    }
+}
+
+fn fails_with(args: &[&str], needle: &str) {
+    let out = mbls(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: expected exit 2, stderr: {err}");
+    assert!(err.contains(needle), "{args:?}: stderr lacks '{needle}': {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_input_is_a_clear_error_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (l, y) = synth(10, 3, 1);
+    let lp = write(d, "l.npy", &[10, 3], NpyData::F32(l.clone()));
+    let yp = write(d, "y.npy", &[10], NpyData::I64(y.clone()));
+    fails_with(&[d.join("missing.npy").to_str().unwrap(), &yp], "missing.npy");
+    // mismatched N
+    let y9 = write(d, "y9.npy", &[9], NpyData::I64(y[..9].to_vec()));
+    fails_with(&[&lp, &y9], "mismatched N");
+    // C < 2
+    let l1 = write(d, "l1.npy", &[10, 1], NpyData::F32(vec![0.0; 10]));
+    fails_with(&[&l1, &yp], "at least 2 classes");
+    // NaN and inf
+    let mut ln = l.clone();
+    ln[7] = f32::NAN;
+    let lnan = write(d, "lnan.npy", &[10, 3], NpyData::F32(ln));
+    fails_with(&[&lnan, &yp], "non-finite value (NaN) in logits at sample 2, class 1");
+    let mut li = l.clone();
+    li[0] = f32::INFINITY;
+    let linf = write(d, "linf.npy", &[10, 3], NpyData::F32(li));
+    fails_with(&[&linf, &yp], "non-finite");
+    // label out of range
+    let mut yb = y.clone();
+    yb[4] = 3;
+    let ybad = write(d, "ybad.npy", &[10], NpyData::I64(yb));
+    fails_with(&[&lp, &ybad], "label 3 at sample 4 is outside 0..3");
+    // unsupported dtypes
+    let lint = write(d, "lint.npy", &[10, 3], NpyData::I32(vec![0; 30]));
+    fails_with(&[&lint, &yp], "float32 or float64");
+    let yf = write(d, "yf.npy", &[10], NpyData::F32(vec![0.0; 10]));
+    fails_with(&[&lp, &yf], "labels must be integers");
+    let mut raw = std::fs::read(&lp).unwrap();
+    let pos = raw.windows(3).position(|w| w == b"<f4").unwrap();
+    raw[pos + 1] = b'c';
+    raw[pos + 2] = b'8';
+    std::fs::write(d.join("complex.npy"), &raw).unwrap();
+    fails_with(&[d.join("complex.npy").to_str().unwrap(), &yp], "unsupported dtype");
+    // truncated and garbage files
+    let full = std::fs::read(&lp).unwrap();
+    std::fs::write(d.join("trunc.npy"), &full[..full.len() - 5]).unwrap();
+    fails_with(&[d.join("trunc.npy").to_str().unwrap(), &yp], "truncated");
+    std::fs::write(d.join("junk.npy"), b"hello").unwrap();
+    fails_with(&[d.join("junk.npy").to_str().unwrap(), &yp], "not a .npy");
+    std::fs::write(d.join("junk.npz"), b"PK\x03\x04 nope").unwrap();
+    fails_with(&[d.join("junk.npz").to_str().unwrap()], "junk.npz");
+    // npz without the expected key
+    let z = d.join("nolabels.npz");
+    let arr = NpyArray::new(vec![10, 3], NpyData::F32(l)).unwrap();
+    write_npz(&z, &[("logits", &arr)]).unwrap();
+    fails_with(&[z.to_str().unwrap()], "key 'labels' not found");
+    // probabilities that are not
+    fails_with(&[&lp, &yp, "--probs"], "not a probability distribution");
+    // option errors
+    fails_with(&[&lp, &yp, "--bins", "0"], "--bins");
+    fails_with(&[&lp, &yp, "--temperature", "grid"], "--val");
+    fails_with(&[&lp, &yp, "--bootstrap", "1"], "at least 2 replicates");
+    // a single .npy is not enough
+    fails_with(&[&lp], "two paths");
+}
+
+#[test]
+fn dense_generated_data_with_ignore_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, c, h, w) = (3, 5, 6, 7);
+    let (l, _) = synth(b * h * w, c, 9);
+    // synth gives rows (pixel-major); transpose to B x C x H x W
+    let mut dense = vec![0f32; b * c * h * w];
+    for img in 0..b {
+        for p in 0..h * w {
+            for k in 0..c {
+                dense[img * c * h * w + k * h * w + p] = l[(img * h * w + p) * c + k];
+            }
+        }
+    }
+    let labels: Vec<i64> = (0..b * h * w)
+        .map(|i| if i % 10 == 0 { 255 } else { (i % c) as i64 })
+        .collect();
+    let lp = write(dir.path(), "dl.npy", &[b, c, h, w], NpyData::F32(dense));
+    let yp = write(
+        dir.path(),
+        "dy.npy",
+        &[b, h, w],
+        NpyData::U8(labels.iter().map(|&v| v as u8).collect()),
+    );
+    let v = json(&[&lp, &yp, "--seg-batch", "2"]);
+    assert_eq!(v["kind"], "segmentation");
+    assert_eq!(v["metrics"]["images"], 3);
+    let pixels = v["metrics"]["calibration_reference"]["pixels"].as_u64().unwrap();
+    let expect = labels.iter().filter(|&&y| y != 255 && y != 0).count() as u64;
+    assert_eq!(pixels, expect);
+    let vb = json(&[&lp, &yp, "--include-background"]);
+    let with_bg = labels.iter().filter(|&&y| y != 255).count() as u64;
+    assert_eq!(vb["metrics"]["calibration_reference"]["pixels"].as_u64().unwrap(), with_bg);
+    // a label that is neither a class nor the ignore index
+    let mut bad = labels.clone();
+    bad[5] = 7;
+    let ybad = write(
+        dir.path(),
+        "dybad.npy",
+        &[b, h, w],
+        NpyData::U8(bad.iter().map(|&v| v as u8).collect()),
+    );
+    fails_with(&[&lp, &ybad], "label 7");
+}
