@@ -39,7 +39,9 @@ fn shared() -> PathBuf {
 fn synth(n: usize, c: usize, seed: u64) -> (Vec<f32>, Vec<i64>) {
     let mut s = seed;
     let mut next = move || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (s >> 33) as f32 / (1u64 << 31) as f32
     };
     let mut logits = Vec::with_capacity(n * c);
@@ -56,7 +58,10 @@ fn synth(n: usize, c: usize, seed: u64) -> (Vec<f32>, Vec<i64>) {
 
 fn write(dir: &Path, name: &str, shape: &[usize], data: NpyData) -> String {
     let p = dir.join(name);
-    NpyArray::new(shape.to_vec(), data).unwrap().write(&p).unwrap();
+    NpyArray::new(shape.to_vec(), data)
+        .unwrap()
+        .write(&p)
+        .unwrap();
     p.to_string_lossy().into_owned()
 }
 
@@ -84,7 +89,9 @@ fn shipped_example_with_temperature_and_plots() {
     assert!((0.9..1.0).contains(&acc), "{acc}");
     let t = v["temperature"]["temperature"].as_f64().unwrap();
     assert!(t > 1.0, "an overfitted network needs T > 1, got {t}");
-    assert!(v["temperature"]["val_ece_after"].as_f64() <= v["temperature"]["val_ece_before"].as_f64());
+    assert!(
+        v["temperature"]["val_ece_after"].as_f64() <= v["temperature"]["val_ece_before"].as_f64()
+    );
     let b = &v["bootstrap"]["ece"];
     assert!(b["lower"].as_f64() <= b["upper"].as_f64());
     for f in [
@@ -102,14 +109,22 @@ fn shipped_example_with_temperature_and_plots() {
     let o = mbls(&[test.to_str().unwrap()]);
     assert!(o.status.success());
     let s = String::from_utf8_lossy(&o.stdout);
-    assert!(s.contains("ece") && s.contains("aece") && s.contains("cece"), "{s}");
+    assert!(
+        s.contains("ece") && s.contains("aece") && s.contains("cece"),
+        "{s}"
+    );
 }
 
 #[test]
 fn npy_pair_matches_library_and_probs_mode() {
     let dir = tempfile::tempdir().unwrap();
     let (l, y) = synth(3000, 12, 5);
-    let lp = write(dir.path(), "logits.npy", &[3000, 12], NpyData::F32(l.clone()));
+    let lp = write(
+        dir.path(),
+        "logits.npy",
+        &[3000, 12],
+        NpyData::F32(l.clone()),
+    );
     let yp = write(
         dir.path(),
         "labels.npy",
@@ -159,7 +174,11 @@ fn parity_cases_through_the_cli() {
     let rel = |a: f64, b: f64| (a - b).abs() / b.abs();
     for k in ["ece", "aece", "cece", "nll", "acc", "acc_5", "macc"] {
         let got = v["metrics"][k].as_f64().unwrap();
-        assert!(rel(got, e[k].as_f64().unwrap()) < 1e-5, "{k}: {got} vs {}", e[k]);
+        assert!(
+            rel(got, e[k].as_f64().unwrap()) < 1e-5,
+            "{k}: {got} vs {}",
+            e[k]
+        );
     }
     assert_eq!(
         v["temperature"]["temperature"].as_f64().unwrap(),
@@ -180,7 +199,8 @@ fn segmentation_parity_through_the_cli() {
     for (case, batch) in [("c4_small", 3), ("voc_like_c21", 2)] {
         let dir = root.join(case);
         let e: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap())
+                .unwrap();
         // concatenate the batch files into one array; --seg-batch restores the batches
         let (mut logits, mut labels, mut shape) = (Vec::new(), Vec::new(), Vec::new());
         for b in 0..e["num_batches"].as_u64().unwrap() {
@@ -195,7 +215,12 @@ fn segmentation_parity_through_the_cli() {
             labels.extend(y.to_i64().unwrap());
         }
         let n = shape[0];
-        let lp = write(tmp.path(), &format!("{case}_l.npy"), &shape, NpyData::F32(logits));
+        let lp = write(
+            tmp.path(),
+            &format!("{case}_l.npy"),
+            &shape,
+            NpyData::F32(logits),
+        );
         let yp = write(
             tmp.path(),
             &format!("{case}_y.npy"),
@@ -224,8 +249,15 @@ fn segmentation_parity_through_the_cli() {
 fn fails_with(args: &[&str], needle: &str) {
     let out = mbls(args);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: expected exit 2, stderr: {err}");
-    assert!(err.contains(needle), "{args:?}: stderr lacks '{needle}': {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?}: expected exit 2, stderr: {err}"
+    );
+    assert!(
+        err.contains(needle),
+        "{args:?}: stderr lacks '{needle}': {err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -236,7 +268,10 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
     let (l, y) = synth(10, 3, 1);
     let lp = write(d, "l.npy", &[10, 3], NpyData::F32(l.clone()));
     let yp = write(d, "y.npy", &[10], NpyData::I64(y.clone()));
-    fails_with(&[d.join("missing.npy").to_str().unwrap(), &yp], "missing.npy");
+    fails_with(
+        &[d.join("missing.npy").to_str().unwrap(), &yp],
+        "missing.npy",
+    );
     // mismatched N
     let y9 = write(d, "y9.npy", &[9], NpyData::I64(y[..9].to_vec()));
     fails_with(&[&lp, &y9], "mismatched N");
@@ -247,7 +282,10 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
     let mut ln = l.clone();
     ln[7] = f32::NAN;
     let lnan = write(d, "lnan.npy", &[10, 3], NpyData::F32(ln));
-    fails_with(&[&lnan, &yp], "non-finite value (NaN) in logits at sample 2, class 1");
+    fails_with(
+        &[&lnan, &yp],
+        "non-finite value (NaN) in logits at sample 2, class 1",
+    );
     let mut li = l.clone();
     li[0] = f32::INFINITY;
     let linf = write(d, "linf.npy", &[10, 3], NpyData::F32(li));
@@ -267,7 +305,10 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
     raw[pos + 1] = b'c';
     raw[pos + 2] = b'8';
     std::fs::write(d.join("complex.npy"), &raw).unwrap();
-    fails_with(&[d.join("complex.npy").to_str().unwrap(), &yp], "unsupported dtype");
+    fails_with(
+        &[d.join("complex.npy").to_str().unwrap(), &yp],
+        "unsupported dtype",
+    );
     // truncated and garbage files
     let full = std::fs::read(&lp).unwrap();
     std::fs::write(d.join("trunc.npy"), &full[..full.len() - 5]).unwrap();
@@ -318,12 +359,19 @@ fn dense_generated_data_with_ignore_pixels() {
     let v = json(&[&lp, &yp, "--seg-batch", "2"]);
     assert_eq!(v["kind"], "segmentation");
     assert_eq!(v["metrics"]["images"], 3);
-    let pixels = v["metrics"]["calibration_reference"]["pixels"].as_u64().unwrap();
+    let pixels = v["metrics"]["calibration_reference"]["pixels"]
+        .as_u64()
+        .unwrap();
     let expect = labels.iter().filter(|&&y| y != 255 && y != 0).count() as u64;
     assert_eq!(pixels, expect);
     let vb = json(&[&lp, &yp, "--include-background"]);
     let with_bg = labels.iter().filter(|&&y| y != 255).count() as u64;
-    assert_eq!(vb["metrics"]["calibration_reference"]["pixels"].as_u64().unwrap(), with_bg);
+    assert_eq!(
+        vb["metrics"]["calibration_reference"]["pixels"]
+            .as_u64()
+            .unwrap(),
+        with_bg
+    );
     // a label that is neither a class nor the ignore index
     let mut bad = labels.clone();
     bad[5] = 7;

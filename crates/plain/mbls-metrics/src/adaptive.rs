@@ -9,6 +9,8 @@
 //! [`AdaptiveVariant::Corrected`] uses the same edges but closes the first bin on the left,
 //! so every sample counts.
 
+use rayon::prelude::*;
+
 /// Which adaptive-ECE convention to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -95,24 +97,42 @@ impl ConfidenceStore {
         }
         let edges64 = equal_mass_edges(&self.packed, n_bins);
         let edges: Vec<f32> = edges64.iter().map(|&e| e as f32).collect();
+        let uppers = &edges[1..];
+        let corrected = variant == AdaptiveVariant::Corrected;
+        // fixed-size chunks merged in order: the same sums whatever the thread count
+        let parts: Vec<(Vec<u64>, Vec<f64>, Vec<u64>)> = self
+            .packed
+            .par_chunks(1 << 16)
+            .map(|chunk| {
+                let mut count = vec![0u64; n_bins];
+                let mut sum_conf = vec![0f64; n_bins];
+                let mut correct = vec![0u64; n_bins];
+                for &v in chunk {
+                    let c = f32::from_bits(v & !SIGN);
+                    let b = uppers.partition_point(|&e| e < c);
+                    if b >= n_bins {
+                        continue;
+                    }
+                    let inside = c > edges[b] || (corrected && b == 0 && c >= edges[0]);
+                    if !inside {
+                        continue;
+                    }
+                    count[b] += 1;
+                    sum_conf[b] += c as f64;
+                    correct[b] += (v & SIGN == 0) as u64;
+                }
+                (count, sum_conf, correct)
+            })
+            .collect();
         let mut count = vec![0u64; n_bins];
         let mut sum_conf = vec![0f64; n_bins];
         let mut correct = vec![0u64; n_bins];
-        let uppers = &edges[1..];
-        for &v in &self.packed {
-            let c = f32::from_bits(v & !SIGN);
-            let b = uppers.partition_point(|&e| e < c);
-            if b >= n_bins {
-                continue;
+        for (a, b, c) in parts {
+            for i in 0..n_bins {
+                count[i] += a[i];
+                sum_conf[i] += b[i];
+                correct[i] += c[i];
             }
-            let inside =
-                c > edges[b] || (variant == AdaptiveVariant::Corrected && b == 0 && c >= edges[0]);
-            if !inside {
-                continue;
-            }
-            count[b] += 1;
-            sum_conf[b] += c as f64;
-            correct[b] += (v & SIGN == 0) as u64;
         }
         let mut ece = 0.0;
         let mut bins = Vec::with_capacity(n_bins);

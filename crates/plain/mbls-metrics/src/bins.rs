@@ -56,8 +56,7 @@ impl BinEdges {
     /// or `p` is NaN.
     #[inline(always)]
     pub fn bin_of(&self, p: f32) -> Option<usize> {
-        // `!(p > 0)` also rejects NaN.
-        if !(p > 0.0) || p > 1.0 {
+        if p.is_nan() || p <= 0.0 || p > 1.0 {
             return None;
         }
         let n = self.edges.len() - 1;

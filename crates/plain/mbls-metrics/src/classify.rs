@@ -24,6 +24,7 @@
 use crate::adaptive::{AdaptiveVariant, ConfidenceStore};
 use crate::bins::BinEdges;
 use crate::error::MetricError;
+use crate::fastmath;
 use rayon::prelude::*;
 
 /// What the scores are.
@@ -139,6 +140,9 @@ pub struct ClassificationAccumulator {
     cw_count: Vec<u64>,
     cw_sum: Vec<f64>,
     cw_pos: Vec<u64>,
+    cw_total_count: Vec<u64>,
+    cw_total_sum: Vec<f64>,
+    sq_sum: Vec<f64>,
     nll_sum: f64,
     brier_sum: f64,
     conf_sum: f64,
@@ -186,6 +190,9 @@ impl ClassificationAccumulator {
             cw_count: vec![0; b * classes],
             cw_sum: vec![0.0; b * classes],
             cw_pos: vec![0; b * classes],
+            cw_total_count: vec![0; classes],
+            cw_total_sum: vec![0.0; classes],
+            sq_sum: vec![0.0; classes],
             nll_sum: 0.0,
             brier_sum: 0.0,
             conf_sum: 0.0,
@@ -267,18 +274,28 @@ impl ClassificationAccumulator {
             }
         }
         let rows = chunk_rows(c);
-        let parts: Vec<Result<Self, MetricError>> = scores
-            .par_chunks(rows * c)
-            .zip(labels.par_chunks(rows))
+        // Groups of chunks bound the memory held by partial accumulators; chunks are merged
+        // in order, so the result does not depend on the thread count.
+        const GROUP: usize = 64;
+        for (gi, (gs, gl)) in scores
+            .chunks(GROUP * rows * c)
+            .zip(labels.chunks(GROUP * rows))
             .enumerate()
-            .map(|(ci, (s, l))| {
-                let mut part = self.empty_like();
-                part.process_rows(s, l, ci * rows)?;
-                Ok(part)
-            })
-            .collect();
-        for p in parts {
-            self.merge(&p?)?;
+        {
+            let base = gi * GROUP * rows;
+            let parts: Vec<Result<Self, MetricError>> = gs
+                .par_chunks(rows * c)
+                .zip(gl.par_chunks(rows))
+                .enumerate()
+                .map(|(ci, (s, l))| {
+                    let mut part = self.empty_like();
+                    part.process_rows(s, l, base + ci * rows)?;
+                    Ok(part)
+                })
+                .collect();
+            for p in parts {
+                self.merge(&p?)?;
+            }
         }
         Ok(())
     }
@@ -306,23 +323,7 @@ impl ClassificationAccumulator {
         let mut e = vec![0f32; c];
         for (r, (row, &y)) in scores.chunks_exact(c).zip(labels).enumerate() {
             let y = y as usize;
-            // max (first), second max, min, sum
-            let mut top1 = row[0];
-            let mut am = 0usize;
-            let mut top2 = f32::NEG_INFINITY;
-            let mut mn = row[0];
-            let mut sum_x = 0f64;
-            for (k, &x) in row.iter().enumerate() {
-                if x > top1 {
-                    top2 = top1;
-                    top1 = x;
-                    am = k;
-                } else if k > 0 && x > top2 {
-                    top2 = x;
-                }
-                mn = mn.min(x);
-                sum_x += x as f64;
-            }
+            let (top1, mn, sum_x) = fastmath::max_min_sum(row);
             if !sum_x.is_finite() || !top1.is_finite() || !mn.is_finite() {
                 if let Some((k, &v)) = row.iter().enumerate().find(|(_, v)| !v.is_finite()) {
                     return Err(MetricError::NonFinite {
@@ -333,32 +334,19 @@ impl ClassificationAccumulator {
                     });
                 }
             }
+            // the prediction is the first maximal class (torch.max)
+            let am = row.iter().position(|&x| x == top1).unwrap_or(0);
+            let top2 = fastmath::max_except(row, am);
             // softmax, reference order: exp(x - max), sum, multiply by 1/sum
-            let mut lanes = [0f32; 8];
-            let mut chunks = e.chunks_exact_mut(8);
-            let mut xs = row.chunks_exact(8);
-            for (ec, xc) in (&mut chunks).zip(&mut xs) {
-                for i in 0..8 {
-                    let v = (xc[i] - top1).exp();
-                    ec[i] = v;
-                    lanes[i] += v;
-                }
+            for (ev, &x) in e.iter_mut().zip(row) {
+                *ev = fastmath::exp(x - top1);
             }
-            let mut tail = 0f32;
-            for (ev, &x) in chunks.into_remainder().iter_mut().zip(xs.remainder()) {
-                let v = (x - top1).exp();
-                *ev = v;
-                tail += v;
-            }
-            let sum = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5]))
-                + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]))
-                + tail;
+            let sum = fastmath::max_min_sum(&e).2;
             let inv = 1.0f32 / sum;
             let conf = inv; // exp(0) * inv
             let nll = (sum as f64).ln() - (row[y] - top1) as f64;
             self.row_common(&e, inv, conf, am, y, nll);
-            let cm1 = (c - 1) as f64;
-            self.diffs_sum += (c as f64 * top1 as f64 - sum_x) / cm1;
+            self.diffs_sum += (c as f64 * top1 as f64 - sum_x as f64) / (c - 1) as f64;
             self.maxdiff_sum += (top1 - mn) as f64;
             self.margin_sum += (top1 - top2) as f64;
         }
@@ -409,6 +397,11 @@ impl ClassificationAccumulator {
 
     /// Shared per-row work once the (unnormalised) scores `e` and `1/sum` are known:
     /// probabilities are `e[k] * inv`.
+    ///
+    /// Classwise bins: per class, the count and sum of all positive probabilities are
+    /// accumulated in a vectorised pass; only probabilities above the first bin edge (few
+    /// per row, since they sum to 1) are scattered into their bins, and the first bin is
+    /// the remainder at the end.
     #[inline(always)]
     fn row_common(&mut self, e: &[f32], inv: f32, conf: f32, am: usize, y: usize, nll: f64) {
         let nb = self.opts.n_bins;
@@ -427,21 +420,37 @@ impl ClassificationAccumulator {
             self.bin_correct[b] += correct as u64;
         }
         let py = e[y] * inv;
-        let mut brier = 0f32;
-        let mut ahead = 0usize; // classes ranked before y (scikit-learn order)
-        let cw_count = &mut self.cw_count;
-        let cw_sum = &mut self.cw_sum;
-        for (k, &ev) in e.iter().enumerate() {
+        let mut ahead = 0u32; // classes ranked before y (scikit-learn order)
+        let mut above = 0u32; // probabilities above the first bin edge
+        let edge1 = self.edges.edges()[1];
+        // per-class (vertical) sums only, so that this loop vectorises
+        for (k, (((&ev, tc), ts), sq)) in e
+            .iter()
+            .zip(self.cw_total_count.iter_mut())
+            .zip(self.cw_total_sum.iter_mut())
+            .zip(self.sq_sum.iter_mut())
+            .enumerate()
+        {
             let p = ev * inv;
-            brier += p * p;
-            ahead += (p > py || (p == py && k > y)) as usize;
-            if let Some(b) = self.edges.bin_of(p) {
-                cw_count[k * nb + b] += 1;
-                cw_sum[k * nb + b] += p as f64;
+            ahead += ((p > py) | ((p == py) & (k > y))) as u32;
+            above += (p > edge1) as u32;
+            *tc += (p > 0.0) as u64;
+            *ts += p as f64;
+            *sq += (p * p) as f64;
+        }
+        if above > 0 {
+            for (k, &ev) in e.iter().enumerate() {
+                let p = ev * inv;
+                if p > edge1
+                    && let Some(b) = self.edges.bin_of(p)
+                {
+                    self.cw_count[k * nb + b] += 1;
+                    self.cw_sum[k * nb + b] += p as f64;
+                }
             }
         }
-        brier += 1.0 - 2.0 * py;
-        self.brier_sum += brier as f64;
+        // Brier = Σ_k p_k² − 2 p_y + 1; the squares are summed per class (sq_sum)
+        self.brier_sum += 1.0 - 2.0 * py as f64;
         if let Some(b) = self.edges.bin_of(py) {
             self.cw_pos[y * nb + b] += 1;
         }
@@ -484,6 +493,9 @@ impl ClassificationAccumulator {
         add(&mut self.cw_count, &other.cw_count);
         add(&mut self.cw_sum, &other.cw_sum);
         add(&mut self.cw_pos, &other.cw_pos);
+        add(&mut self.cw_total_count, &other.cw_total_count);
+        add(&mut self.cw_total_sum, &other.cw_total_sum);
+        add(&mut self.sq_sum, &other.sq_sum);
         self.nll_sum += other.nll_sum;
         self.brier_sum += other.brier_sum;
         self.conf_sum += other.conf_sum;
@@ -562,14 +574,23 @@ impl ClassificationAccumulator {
         let mut total = 0.0;
         for k in 0..k_used {
             let mut sce = 0.0;
+            // bins 1.. were scattered; bin 0 is what remains of the class totals
+            let upper_count: u64 = self.cw_count[k * nb + 1..(k + 1) * nb].iter().sum();
+            let upper_sum: f64 = self.cw_sum[k * nb + 1..(k + 1) * nb].iter().sum();
             for b in 0..nb {
-                let cnt = self.cw_count[k * nb + b];
+                let (cnt, sum) = if b == 0 {
+                    (
+                        self.cw_total_count[k] - upper_count,
+                        self.cw_total_sum[k] - upper_sum,
+                    )
+                } else {
+                    (self.cw_count[k * nb + b], self.cw_sum[k * nb + b])
+                };
                 if cnt == 0 {
                     continue;
                 }
                 let c = cnt as f64;
-                sce += (self.cw_sum[k * nb + b] / c - self.cw_pos[k * nb + b] as f64 / c).abs()
-                    * (c / n);
+                sce += (sum / c - self.cw_pos[k * nb + b] as f64 / c).abs() * (c / n);
             }
             total += sce;
         }
@@ -625,7 +646,7 @@ impl ClassificationAccumulator {
             aece,
             aece_corrected,
             cece: self.cece(),
-            brier: self.brier_sum / n,
+            brier: (self.brier_sum + self.sq_sum.iter().sum::<f64>()) / n,
             mean_confidence: self.conf_sum / n,
             logits: (self.opts.kind == ScoreKind::Logits).then(|| LogitStats {
                 mean_diffs: self.diffs_sum / n,

@@ -281,16 +281,14 @@ impl SegmentationAccumulator {
             idx.clear();
             row_labels.clear();
             // calibration pixels first, then the other valid ones (background)
-            for p in start..end {
-                let l = y[p];
+            for (p, &l) in y.iter().enumerate().take(end).skip(start) {
                 if Some(l) != ignore && !(excl_bg && l == 0) {
                     idx.push(p);
                     row_labels.push(l);
                 }
             }
             let n_cal = idx.len();
-            for p in start..end {
-                let l = y[p];
+            for (p, &l) in y.iter().enumerate().take(end).skip(start) {
                 if Some(l) != ignore && excl_bg && l == 0 {
                     idx.push(p);
                     row_labels.push(l);
@@ -304,23 +302,18 @@ impl SegmentationAccumulator {
                 }
             }
             for (i, row) in rows[..m * c].chunks_exact(c).enumerate() {
-                let mut best = row[0];
-                let mut am = 0;
-                for (k, &v) in row.iter().enumerate() {
-                    if v > best {
-                        best = v;
-                        am = k;
+                let (best, _, sum) = crate::fastmath::max_min_sum(row);
+                if !sum.is_finite() || !best.is_finite() {
+                    if let Some(k) = row.iter().position(|v| !v.is_finite()) {
+                        return Err(MetricError::NonFinite {
+                            what: "logits",
+                            sample: base + idx[i],
+                            class: k,
+                            value: row[k],
+                        });
                     }
                 }
-                if best.is_nan() || row.iter().any(|v| !v.is_finite()) {
-                    let k = row.iter().position(|v| !v.is_finite()).unwrap_or(0);
-                    return Err(MetricError::NonFinite {
-                        what: "logits",
-                        sample: base + idx[i],
-                        class: k,
-                        value: row[k],
-                    });
-                }
+                let am = row.iter().position(|&v| v == best).unwrap_or(0);
                 let l = row_labels[i] as usize;
                 part.pred[am] += 1;
                 part.label[l] += 1;

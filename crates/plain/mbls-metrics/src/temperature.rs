@@ -83,6 +83,9 @@ pub fn scale_logits(logits: &[f32], t: f64) -> Vec<f32> {
 
 const ROWS: usize = 1024;
 
+/// Per-bin count, confidence sum, correct count, and the NLL sum of a chunk of rows.
+type BinSums = (Vec<u64>, Vec<f64>, Vec<u64>, f64);
+
 /// ECE (equal-width bins) and NLL of `logits / t` without materialising the scaled logits.
 fn ece_nll_at(
     logits: &[f32],
@@ -92,7 +95,7 @@ fn ece_nll_at(
     t: f32,
 ) -> (f64, f64) {
     let nb = edges.len();
-    let parts: Vec<(Vec<u64>, Vec<f64>, Vec<u64>, f64)> = logits
+    let parts: Vec<BinSums> = logits
         .par_chunks(ROWS * classes)
         .zip(labels.par_chunks(ROWS))
         .map(|(x, y)| {

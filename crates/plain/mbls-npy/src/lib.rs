@@ -679,50 +679,60 @@ fn read_data<R: Read>(
     n: usize,
     nbytes: u64,
 ) -> Result<NpyData, NpyError> {
-    // Read in chunks so that a lying header on a short stream fails before a huge allocation.
+    // Read in chunks converted as they arrive: memory stays at the output plus one chunk, and
+    // a header that lies about the size fails on a short stream before a huge allocation.
     const CHUNK: usize = 1 << 20;
     let size = dtype.size();
-    let mut bytes: Vec<u8> = Vec::with_capacity((nbytes as usize).min(CHUNK * 64));
-    let mut remaining = nbytes as usize;
-    let mut chunk = vec![0u8; CHUNK.min(remaining.max(1))];
-    while remaining > 0 {
-        let k = remaining.min(CHUNK);
-        read_exact_or_truncated(r, &mut chunk[..k], nbytes).map_err(|e| match e {
+    let nbytes = nbytes as usize;
+    let cap = n.min(64 * CHUNK);
+    let mut chunk = vec![0u8; CHUNK.min(nbytes.max(1))];
+    let mut done = 0usize;
+    let mut next = |r: &mut R, chunk: &mut Vec<u8>| -> Result<Option<usize>, NpyError> {
+        if done >= nbytes {
+            return Ok(None);
+        }
+        let k = (nbytes - done).min(CHUNK);
+        read_exact_or_truncated(r, &mut chunk[..k], nbytes as u64).map_err(|e| match e {
             NpyError::Truncated { expected, found } => NpyError::Truncated {
                 expected,
-                found: bytes.len() as u64 + found,
+                found: done as u64 + found,
             },
             e => e,
         })?;
-        bytes.extend_from_slice(&chunk[..k]);
-        remaining -= k;
-    }
+        done += k;
+        Ok(Some(k))
+    };
     macro_rules! conv {
-        ($t:ty, $var:ident) => {{
-            let mut out: Vec<$t> = Vec::with_capacity(n);
-            for c in bytes.chunks_exact(size) {
-                let arr: [u8; std::mem::size_of::<$t>()] = c.try_into().expect("chunk size");
-                out.push(if big {
-                    <$t>::from_be_bytes(arr)
-                } else {
-                    <$t>::from_le_bytes(arr)
-                });
+        ($t:ty, $var:ident, $f:expr) => {{
+            let mut out: Vec<$t> = Vec::with_capacity(cap);
+            while let Some(k) = next(r, &mut chunk)? {
+                out.extend(chunk[..k].chunks_exact(size).map($f));
             }
             NpyData::$var(out)
         }};
+        ($t:ty, $var:ident) => {
+            conv!($t, $var, |c: &[u8]| {
+                let arr: [u8; std::mem::size_of::<$t>()] = c.try_into().expect("chunk size");
+                if big {
+                    <$t>::from_be_bytes(arr)
+                } else {
+                    <$t>::from_le_bytes(arr)
+                }
+            })
+        };
     }
     Ok(match dtype {
         DType::F32 => conv!(f32, F32),
         DType::F64 => conv!(f64, F64),
-        DType::I8 => NpyData::I8(bytes.into_iter().map(|b| b as i8).collect()),
+        DType::I8 => conv!(i8, I8, |c: &[u8]| c[0] as i8),
         DType::I16 => conv!(i16, I16),
         DType::I32 => conv!(i32, I32),
         DType::I64 => conv!(i64, I64),
-        DType::U8 => NpyData::U8(bytes),
+        DType::U8 => conv!(u8, U8, |c: &[u8]| c[0]),
         DType::U16 => conv!(u16, U16),
         DType::U32 => conv!(u32, U32),
         DType::U64 => conv!(u64, U64),
-        DType::Bool => NpyData::Bool(bytes.into_iter().map(|b| b != 0).collect()),
+        DType::Bool => conv!(bool, Bool, |c: &[u8]| c[0] != 0),
     })
 }
 
