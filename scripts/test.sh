@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sets everything up (libtorch, once) and runs every check: formatting, clippy, all tests.
+# This is the README's test command and what CI runs (.ci/run).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+command -v cargo >/dev/null || { echo "error: cargo (Rust) is needed: https://rustup.rs" >&2; exit 1; }
+bash scripts/setup-libtorch.sh >/dev/null
+if [ ! -d ../shared/parity ] && [ -z "${MBLS_SHARED:-}" ]; then
+  echo "note: ../shared/parity is absent: parity tests will be skipped (they say so)"
+fi
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --workspace
