@@ -2,6 +2,9 @@
 //! training) is built on [`tch`] here. The plain-Rust crates (`mbls-metrics`, `mbls-npy`,
 //! `mbls-plot`) never depend on this one.
 
+pub mod losses;
+pub mod optim;
+
 pub use tch;
 
 /// Errors of the engine crate.

@@ -1,0 +1,1 @@
+//! Calibration losses with the reference semantics.
