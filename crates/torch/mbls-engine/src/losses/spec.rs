@@ -1,0 +1,518 @@
+//! Losses chosen by name and parameters (the reference's config names and defaults).
+
+use super::impls::*;
+use super::{Loss, LossError};
+use serde_json::{Map, Value};
+
+/// Names accepted by [`LossSpec::from_params`].
+pub const LOSS_NAMES: &[&str] = &[
+    "ce",
+    "ls",
+    "focal",
+    "focal_adaptive",
+    "penalty_ent",
+    "mmce",
+    "mmce_weighted",
+    "logit_margin",
+    "brier",
+    "penalty_l1",
+];
+
+/// Reduction of label smoothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduction {
+    /// Mean over rows.
+    Mean,
+    /// Sum over rows.
+    Sum,
+    /// One value per row.
+    None,
+}
+
+/// Alpha schedule of the MbLS loss, applied by [`Loss::epoch_end`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AlphaSchedule {
+    /// No change (`""`, the paper's setting).
+    Constant,
+    /// `alpha = min(alpha + mu, max_alpha)` every epoch.
+    Add,
+    /// `alpha = min(alpha * mu, max_alpha)` every epoch.
+    Multiply,
+    /// `alpha = min(alpha * mu, max_alpha)` when `(epoch + 1) % step_size == 0`.
+    Step,
+}
+
+/// A loss and its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LossSpec {
+    /// Cross-entropy.
+    Ce {
+        /// Target value to ignore.
+        ignore_index: i64,
+    },
+    /// Label smoothing.
+    Ls {
+        /// Smoothing weight in [0, 1].
+        alpha: f64,
+        /// Target value to ignore.
+        ignore_index: i64,
+        /// Reduction.
+        reduction: Reduction,
+    },
+    /// Focal loss.
+    Focal {
+        /// Focusing parameter (>= 0).
+        gamma: f64,
+        /// Target value to ignore.
+        ignore_index: i64,
+        /// Mean (true) or sum (false).
+        size_average: bool,
+    },
+    /// Adaptive focal loss FLSD-53.
+    FocalAdaptive {
+        /// Gamma for `p_y >= 0.5`.
+        gamma: f64,
+        /// Target value to ignore.
+        ignore_index: i64,
+        /// Mean (true) or sum (false).
+        size_average: bool,
+    },
+    /// Entropy penalty (ECP).
+    PenaltyEnt {
+        /// Weight of the entropy term (>= 0).
+        alpha: f64,
+        /// Target value to ignore.
+        ignore_index: i64,
+    },
+    /// MMCE (MMCE_m).
+    Mmce {
+        /// Weight of the MMCE term (>= 0).
+        lamda: f64,
+        /// Target value to ignore.
+        ignore_index: i64,
+    },
+    /// Weighted MMCE (MMCE_w).
+    MmceWeighted {
+        /// Weight of the MMCE term (>= 0).
+        lamda: f64,
+        /// Target value to ignore.
+        ignore_index: i64,
+    },
+    /// Margin-based label smoothing (MbLS).
+    LogitMargin {
+        /// Margin m (>= 0).
+        margin: f64,
+        /// Weight alpha (>= 0).
+        alpha: f64,
+        /// Target value to ignore.
+        ignore_index: i64,
+        /// Alpha schedule.
+        schedule: AlphaSchedule,
+        /// Schedule step (added or multiplied).
+        mu: f64,
+        /// Upper bound of a scheduled alpha.
+        max_alpha: f64,
+        /// Epochs between `step` updates (>= 1).
+        step_size: usize,
+    },
+    /// Brier score.
+    Brier {
+        /// Target value to ignore.
+        ignore_index: i64,
+    },
+    /// CE plus L1 distance of the softmax to uniform.
+    PenaltyL1 {
+        /// Weight of the L1 term (>= 0).
+        alpha: f64,
+        /// Target value to ignore.
+        ignore_index: i64,
+    },
+}
+
+const DEFAULT_IGNORE: i64 = -100;
+
+impl LossSpec {
+    /// MbLS with the given margin and alpha, no schedule.
+    pub fn logit_margin(margin: f64, alpha: f64) -> Self {
+        LossSpec::LogitMargin {
+            margin,
+            alpha,
+            ignore_index: DEFAULT_IGNORE,
+            schedule: AlphaSchedule::Constant,
+            mu: 0.0,
+            max_alpha: 100.0,
+            step_size: 100,
+        }
+    }
+
+    /// The config name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LossSpec::Ce { .. } => "ce",
+            LossSpec::Ls { .. } => "ls",
+            LossSpec::Focal { .. } => "focal",
+            LossSpec::FocalAdaptive { .. } => "focal_adaptive",
+            LossSpec::PenaltyEnt { .. } => "penalty_ent",
+            LossSpec::Mmce { .. } => "mmce",
+            LossSpec::MmceWeighted { .. } => "mmce_weighted",
+            LossSpec::LogitMargin { .. } => "logit_margin",
+            LossSpec::Brier { .. } => "brier",
+            LossSpec::PenaltyL1 { .. } => "penalty_l1",
+        }
+    }
+
+    /// Builds a spec from a loss name and its parameters (a JSON object, e.g. a config
+    /// subtree), with the reference's config defaults for missing parameters. Keys `name`,
+    /// `device` and `num_classes` are accepted and ignored; any other unknown key, a value of
+    /// the wrong type, or a value outside its range is an error.
+    pub fn from_params(name: &str, params: &Map<String, Value>) -> Result<Self, LossError> {
+        let allowed: &[&str] = match name {
+            "ce" | "brier" => &["ignore_index"],
+            "ls" => &["alpha", "ignore_index", "reduction"],
+            "focal" | "focal_adaptive" => &["gamma", "ignore_index", "size_average"],
+            "penalty_ent" | "penalty_l1" => &["alpha", "ignore_index"],
+            "mmce" | "mmce_weighted" => &["lamda", "ignore_index"],
+            "logit_margin" => &[
+                "margin",
+                "alpha",
+                "ignore_index",
+                "schedule",
+                "mu",
+                "max_alpha",
+                "step_size",
+            ],
+            _ => {
+                return Err(LossError::UnknownLoss {
+                    name: name.to_string(),
+                    choices: LOSS_NAMES.join(", "),
+                });
+            }
+        };
+        for k in params.keys() {
+            if !allowed.contains(&k.as_str())
+                && !["name", "device", "num_classes"].contains(&k.as_str())
+            {
+                return Err(LossError::UnknownParam {
+                    loss: name.to_string(),
+                    param: k.clone(),
+                    allowed: allowed.join(", "),
+                });
+            }
+        }
+        let p = Params {
+            loss: name,
+            map: params,
+        };
+        let ignore_index = p.int("ignore_index", DEFAULT_IGNORE)?;
+        let spec = match name {
+            "ce" => LossSpec::Ce { ignore_index },
+            "brier" => LossSpec::Brier { ignore_index },
+            "ls" => LossSpec::Ls {
+                alpha: p.float("alpha", 0.05)?,
+                ignore_index,
+                reduction: match p.string("reduction", "mean")?.as_str() {
+                    "mean" => Reduction::Mean,
+                    "sum" => Reduction::Sum,
+                    "none" => Reduction::None,
+                    other => {
+                        return Err(p.invalid("reduction", other, "expected mean, sum or none"));
+                    }
+                },
+            },
+            "focal" => LossSpec::Focal {
+                gamma: p.float("gamma", 3.0)?,
+                ignore_index,
+                size_average: p.boolean("size_average", true)?,
+            },
+            "focal_adaptive" => LossSpec::FocalAdaptive {
+                gamma: p.float("gamma", 3.0)?,
+                ignore_index,
+                size_average: p.boolean("size_average", true)?,
+            },
+            "penalty_ent" => LossSpec::PenaltyEnt {
+                alpha: p.float("alpha", 0.1)?,
+                ignore_index,
+            },
+            "penalty_l1" => LossSpec::PenaltyL1 {
+                alpha: p.float("alpha", 1.0)?,
+                ignore_index,
+            },
+            "mmce" => LossSpec::Mmce {
+                lamda: p.float("lamda", 1.0)?,
+                ignore_index,
+            },
+            "mmce_weighted" => LossSpec::MmceWeighted {
+                lamda: p.float("lamda", 1.0)?,
+                ignore_index,
+            },
+            "logit_margin" => LossSpec::LogitMargin {
+                margin: p.float("margin", 10.0)?,
+                alpha: p.float("alpha", 0.1)?,
+                ignore_index,
+                schedule: match p.string("schedule", "")?.as_str() {
+                    "" => AlphaSchedule::Constant,
+                    "add" => AlphaSchedule::Add,
+                    "multiply" => AlphaSchedule::Multiply,
+                    "step" => AlphaSchedule::Step,
+                    other => {
+                        return Err(p.invalid(
+                            "schedule",
+                            other,
+                            "expected \"\", add, multiply or step",
+                        ));
+                    }
+                },
+                mu: p.float("mu", 0.0)?,
+                max_alpha: p.float("max_alpha", 100.0)?,
+                step_size: {
+                    let s = p.int("step_size", 100)?;
+                    if s < 1 {
+                        return Err(p.invalid("step_size", &s.to_string(), "must be at least 1"));
+                    }
+                    s as usize
+                },
+            },
+            _ => unreachable!("names checked above"),
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks parameter ranges.
+    pub fn validate(&self) -> Result<(), LossError> {
+        let name = self.name();
+        let check = |param: &str, v: f64, ok: bool, reason: &str| {
+            if ok && v.is_finite() {
+                Ok(())
+            } else {
+                Err(LossError::InvalidParam {
+                    loss: name.to_string(),
+                    param: param.to_string(),
+                    value: v.to_string(),
+                    reason: reason.to_string(),
+                })
+            }
+        };
+        match *self {
+            LossSpec::Ls { alpha, .. } => check(
+                "alpha",
+                alpha,
+                (0.0..=1.0).contains(&alpha),
+                "must be in [0, 1]",
+            ),
+            LossSpec::Focal { gamma, .. } | LossSpec::FocalAdaptive { gamma, .. } => {
+                check("gamma", gamma, gamma >= 0.0, "must be >= 0")
+            }
+            LossSpec::PenaltyEnt { alpha, .. } | LossSpec::PenaltyL1 { alpha, .. } => {
+                check("alpha", alpha, alpha >= 0.0, "must be >= 0")
+            }
+            LossSpec::Mmce { lamda, .. } | LossSpec::MmceWeighted { lamda, .. } => {
+                check("lamda", lamda, lamda >= 0.0, "must be >= 0")
+            }
+            LossSpec::LogitMargin {
+                margin,
+                alpha,
+                mu,
+                max_alpha,
+                ..
+            } => {
+                check("margin", margin, margin >= 0.0, "must be >= 0")?;
+                check("alpha", alpha, alpha >= 0.0, "must be >= 0")?;
+                check("mu", mu, mu >= 0.0, "must be >= 0")?;
+                check("max_alpha", max_alpha, max_alpha >= 0.0, "must be >= 0")
+            }
+            LossSpec::Ce { .. } | LossSpec::Brier { .. } => Ok(()),
+        }
+    }
+}
+
+/// Builds the loss a spec describes (validating it first).
+pub fn build_loss(spec: &LossSpec) -> Result<Box<dyn Loss>, LossError> {
+    spec.validate()?;
+    Ok(match *spec {
+        LossSpec::Ce { ignore_index } => Box::new(CrossEntropy { ignore_index }),
+        LossSpec::Ls {
+            alpha,
+            ignore_index,
+            reduction,
+        } => Box::new(LabelSmoothing {
+            alpha,
+            ignore_index,
+            reduction,
+        }),
+        LossSpec::Focal {
+            gamma,
+            ignore_index,
+            size_average,
+        } => Box::new(Focal {
+            gamma,
+            ignore_index,
+            size_average,
+        }),
+        LossSpec::FocalAdaptive {
+            gamma,
+            ignore_index,
+            size_average,
+        } => Box::new(FocalAdaptive {
+            gamma,
+            ignore_index,
+            size_average,
+        }),
+        LossSpec::PenaltyEnt {
+            alpha,
+            ignore_index,
+        } => Box::new(PenaltyEntropy {
+            alpha,
+            ignore_index,
+        }),
+        LossSpec::PenaltyL1 {
+            alpha,
+            ignore_index,
+        } => Box::new(PenaltyL1 {
+            alpha,
+            ignore_index,
+        }),
+        LossSpec::Mmce {
+            lamda,
+            ignore_index,
+        } => Box::new(Mmce {
+            lamda,
+            ignore_index,
+        }),
+        LossSpec::MmceWeighted {
+            lamda,
+            ignore_index,
+        } => Box::new(MmceWeighted {
+            lamda,
+            ignore_index,
+        }),
+        LossSpec::Brier { ignore_index } => Box::new(Brier { ignore_index }),
+        LossSpec::LogitMargin {
+            margin,
+            alpha,
+            ignore_index,
+            schedule,
+            mu,
+            max_alpha,
+            step_size,
+        } => Box::new(LogitMarginL1 {
+            margin,
+            alpha,
+            ignore_index,
+            schedule,
+            mu,
+            max_alpha,
+            step_size,
+        }),
+    })
+}
+
+struct Params<'a> {
+    loss: &'a str,
+    map: &'a Map<String, Value>,
+}
+
+impl Params<'_> {
+    fn invalid(&self, param: &str, value: &str, reason: &str) -> LossError {
+        LossError::InvalidParam {
+            loss: self.loss.to_string(),
+            param: param.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+    fn float(&self, k: &str, default: f64) -> Result<f64, LossError> {
+        match self.map.get(k) {
+            None => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| self.invalid(k, &v.to_string(), "expected a number")),
+        }
+    }
+    fn int(&self, k: &str, default: i64) -> Result<i64, LossError> {
+        match self.map.get(k) {
+            None => Ok(default),
+            Some(v) => v
+                .as_i64()
+                .ok_or_else(|| self.invalid(k, &v.to_string(), "expected an integer")),
+        }
+    }
+    fn boolean(&self, k: &str, default: bool) -> Result<bool, LossError> {
+        match self.map.get(k) {
+            None => Ok(default),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| self.invalid(k, &v.to_string(), "expected true or false")),
+        }
+    }
+    fn string(&self, k: &str, default: &str) -> Result<String, LossError> {
+        match self.map.get(k) {
+            None => Ok(default.to_string()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::Null) => Ok(String::new()),
+            Some(v) => Err(self.invalid(k, &v.to_string(), "expected a string")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn defaults_are_the_reference_config() {
+        let s = LossSpec::from_params("logit_margin", &Map::new()).unwrap();
+        assert_eq!(s, LossSpec::logit_margin(10.0, 0.1));
+        let s = LossSpec::from_params("ls", &Map::new()).unwrap();
+        assert!(matches!(s, LossSpec::Ls { alpha, .. } if alpha == 0.05));
+        for n in LOSS_NAMES {
+            let s = LossSpec::from_params(n, &Map::new()).unwrap();
+            assert_eq!(s.name(), *n);
+            let l = build_loss(&s).unwrap();
+            assert_eq!(l.name(), *n);
+        }
+    }
+
+    #[test]
+    fn bad_specs_are_rejected() {
+        let e = LossSpec::from_params("nope", &Map::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown loss 'nope'") && e.contains("logit_margin"),
+            "{e}"
+        );
+        let e = LossSpec::from_params("logit_margin", &obj(json!({"margin": -1.0})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("margin") && e.contains(">= 0"), "{e}");
+        let e = LossSpec::from_params("ls", &obj(json!({"alpha": 1.5})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[0, 1]"), "{e}");
+        let e = LossSpec::from_params("focal", &obj(json!({"gamma": -0.5})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gamma"), "{e}");
+        let e = LossSpec::from_params("ce", &obj(json!({"marg": 1})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no parameter 'marg'"), "{e}");
+        let e = LossSpec::from_params("logit_margin", &obj(json!({"schedule": "cosine"})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("schedule"), "{e}");
+        let e = LossSpec::from_params("logit_margin", &obj(json!({"alpha": "big"})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected a number"), "{e}");
+        assert!(
+            LossSpec::from_params("ce", &obj(json!({"name": "ce", "ignore_index": 255}))).is_ok()
+        );
+    }
+}
