@@ -1,0 +1,145 @@
+//! The error type of configuration composition and access.
+
+use thiserror::Error;
+
+/// Everything that can go wrong while composing a configuration or reading a value from it.
+///
+/// Each message names the offending override, key or value and, where there is a fixed set of
+/// valid answers, lists them.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum ConfigError {
+    /// An override that is not of the form `group=option`, `key=value` or `+key=value`.
+    #[error("bad override `{arg}`: {reason}")]
+    BadOverride {
+        /// The override as given.
+        arg: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// `group=option` with an option that the group does not have.
+    #[error("unknown option `{option}` for config group `{group}`; valid options: {}", .valid.join(", "))]
+    UnknownOption {
+        /// The config group, e.g. `loss`.
+        group: String,
+        /// The option asked for.
+        option: String,
+        /// The options the group has.
+        valid: Vec<String>,
+    },
+
+    /// `key=value` for a key that the composed config does not have.
+    #[error("key `{key}` is not in the config{}{}; to add a new key use `+{key}=VALUE`",
+        .suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default(),
+        .hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default())]
+    UnknownKey {
+        /// The dotted key as given.
+        key: String,
+        /// The closest existing key, when one is close enough.
+        suggestion: Option<String>,
+        /// Where the key does exist, e.g. `it exists with loss=logit_margin`.
+        hint: Option<String>,
+    },
+
+    /// `+key=value` for a key that already exists.
+    #[error("cannot add `{key}`: it is already in the config; to override it use `{key}=VALUE`")]
+    KeyExists {
+        /// The dotted key.
+        key: String,
+    },
+
+    /// A value that does not parse as a YAML scalar or flow collection.
+    #[error("cannot parse the value `{value}` of `{key}`: {reason}")]
+    BadValue {
+        /// The dotted key.
+        key: String,
+        /// The value as given.
+        value: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+
+    /// An override whose value has another type than the key's default.
+    #[error("cannot set `{key}` to `{value}`: expected {expected}, got {found}")]
+    TypeMismatch {
+        /// The dotted key.
+        key: String,
+        /// The value as given.
+        value: String,
+        /// The type of the key's default, e.g. `a float`.
+        expected: String,
+        /// The type of the value given.
+        found: String,
+    },
+
+    /// An interpolation `${...}` that refers to a key that does not exist.
+    #[error("interpolation `${{{reference}}}` in `{key}` refers to a missing key{}",
+        .suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    InterpolationMissing {
+        /// The key whose value holds the interpolation.
+        key: String,
+        /// The referenced key, as written inside `${...}`.
+        reference: String,
+        /// The closest existing key, when one is close enough.
+        suggestion: Option<String>,
+    },
+
+    /// Interpolations that refer to each other in a cycle.
+    #[error("cyclic interpolation: {}", .chain.join(" -> "))]
+    InterpolationCycle {
+        /// The keys on the cycle, the first repeated at the end.
+        chain: Vec<String>,
+    },
+
+    /// An interpolation that is malformed or uses a feature this crate does not support
+    /// (resolvers such as `${now:...}` or `${oc.env:...}`, nesting).
+    #[error("bad interpolation in `{key}` (value `{value}`): {reason}")]
+    InterpolationInvalid {
+        /// The key whose value holds the interpolation.
+        key: String,
+        /// The whole value.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// An accessor asked for a key that is not in the config.
+    #[error("missing config key `{key}`{}",
+        .suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    MissingKey {
+        /// The dotted key.
+        key: String,
+        /// The closest existing key, when one is close enough.
+        suggestion: Option<String>,
+    },
+
+    /// An accessor found a value of another type than it reads.
+    #[error("config key `{key}` is {found} (`{value}`), expected {expected}")]
+    WrongType {
+        /// The dotted key.
+        key: String,
+        /// What the accessor reads, e.g. `a float`.
+        expected: String,
+        /// The type found.
+        found: String,
+        /// The value found, as YAML flow text.
+        value: String,
+    },
+
+    /// YAML text given to [`Value::parse_yaml`](crate::Value::parse_yaml) that does not parse.
+    #[error("cannot parse YAML: {reason}")]
+    Parse {
+        /// The parser's complaint.
+        reason: String,
+    },
+
+    /// An embedded YAML file that does not parse or has an unexpected shape (a bug of this
+    /// crate, caught by its tests).
+    #[error("embedded config file `{file}`: {reason}")]
+    Embedded {
+        /// The file, relative to the crate's `configs/` folder.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
