@@ -3,6 +3,7 @@
 
 mod eval;
 mod input;
+mod loss_cmd;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Measure calibration of saved logits or probabilities (.npz or two .npy files).
     Eval(eval::EvalArgs),
+    /// Evaluate a configured loss (and its gradient) on saved logits and targets (.npy).
+    Loss(loss_cmd::LossArgs),
     /// Show the tensor backend (libtorch) this binary runs on.
     Info,
 }
@@ -28,6 +31,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Eval(args) => eval::run(args),
+        Command::Loss(args) => loss_cmd::run(args),
         Command::Info => info(),
     };
     match result {

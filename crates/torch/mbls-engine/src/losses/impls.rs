@@ -1,6 +1,7 @@
 //! The loss implementations. Operation order follows the reference so that float32 values
 //! and gradients agree with it to rounding.
 
+use super::fused::{RowLoss, attach, fused};
 use super::spec::{AlphaSchedule, Reduction};
 use super::{Loss, LossError, LossTerms};
 use tch::{Kind, Tensor};
@@ -84,6 +85,18 @@ pub(crate) fn prepare(
     Ok((x, y))
 }
 
+/// Runs the fused CPU kernel when it applies and wraps its result as loss terms.
+fn try_fused(
+    kind: RowLoss,
+    logits: &Tensor,
+    targets: &Tensor,
+    ignore_index: i64,
+    names: &'static [&'static str],
+) -> Result<Option<LossTerms>, LossError> {
+    Ok(fused(kind, logits, targets, ignore_index)?
+        .map(|(terms, g)| LossTerms::with_values(names, attach(logits, &g, terms[0]), &terms[1..])))
+}
+
 /// Zero terms connected to the graph, for a batch whose rows are all ignored.
 fn zeros(logits: &Tensor, names: &'static [&'static str]) -> LossTerms {
     let z = logits.sum(logits.kind()) * 0.0;
@@ -116,6 +129,15 @@ impl Loss for CrossEntropy {
         &["loss"]
     }
     fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<LossTerms, LossError> {
+        if let Some(t) = try_fused(
+            RowLoss::Ce,
+            logits,
+            targets,
+            self.ignore_index,
+            self.term_names(),
+        )? {
+            return Ok(t);
+        }
         let (x, y) = prepare(logits, targets, self.ignore_index)?;
         if y.numel() == 0 {
             return Ok(zeros(logits, self.term_names()));
@@ -139,6 +161,15 @@ impl Loss for LabelSmoothing {
         &["loss"]
     }
     fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<LossTerms, LossError> {
+        if self.reduction == Reduction::Mean {
+            let kind = RowLoss::Ls {
+                alpha: self.alpha as f32,
+            };
+            if let Some(t) = try_fused(kind, logits, targets, self.ignore_index, self.term_names())?
+            {
+                return Ok(t);
+            }
+        }
         let (x, y) = prepare(logits, targets, self.ignore_index)?;
         if y.numel() == 0 {
             return Ok(zeros(logits, self.term_names()));
@@ -181,6 +212,13 @@ impl Loss for Focal {
         &["loss"]
     }
     fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<LossTerms, LossError> {
+        let kind = RowLoss::Focal {
+            gamma: self.gamma as f32,
+            mean: self.size_average,
+        };
+        if let Some(t) = try_fused(kind, logits, targets, self.ignore_index, self.term_names())? {
+            return Ok(t);
+        }
         let (x, y) = prepare(logits, targets, self.ignore_index)?;
         if y.numel() == 0 {
             return Ok(zeros(logits, self.term_names()));
@@ -209,6 +247,13 @@ impl Loss for FocalAdaptive {
         &["loss"]
     }
     fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<LossTerms, LossError> {
+        let kind = RowLoss::FocalAdaptive {
+            gamma: self.gamma as f32,
+            mean: self.size_average,
+        };
+        if let Some(t) = try_fused(kind, logits, targets, self.ignore_index, self.term_names())? {
+            return Ok(t);
+        }
         let (x, y) = prepare(logits, targets, self.ignore_index)?;
         if y.numel() == 0 {
             return Ok(zeros(logits, self.term_names()));
@@ -430,6 +475,13 @@ impl Loss for LogitMarginL1 {
         &["loss", "loss_ce", "loss_margin_l1"]
     }
     fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<LossTerms, LossError> {
+        let kind = RowLoss::Margin {
+            margin: self.margin as f32,
+            alpha: self.alpha,
+        };
+        if let Some(t) = try_fused(kind, logits, targets, self.ignore_index, self.term_names())? {
+            return Ok(t);
+        }
         let (x, y) = prepare(logits, targets, self.ignore_index)?;
         if y.numel() == 0 {
             return Ok(zeros(logits, self.term_names()));

@@ -47,6 +47,7 @@
 //! loss.epoch_end(0); // advances the alpha schedule of logit_margin, if any
 //! ```
 
+mod fused;
 mod impls;
 mod spec;
 
@@ -109,21 +110,54 @@ pub enum LossError {
 }
 
 /// The terms a loss returns: the first is the total that is back-propagated.
+///
+/// Terms that are only reported (not back-propagated) may be held as plain values and turned
+/// into tensors on first access, which saves tensor allocations in the fused kernels.
 #[derive(Debug)]
 pub struct LossTerms {
     names: &'static [&'static str],
-    tensors: Vec<Tensor>,
+    total: Tensor,
+    rest: Vec<Term>,
+}
+
+#[derive(Debug)]
+enum Term {
+    Tensor(Tensor),
+    Value(f64, std::sync::OnceLock<Tensor>),
 }
 
 impl LossTerms {
     pub(crate) fn new(names: &'static [&'static str], tensors: Vec<Tensor>) -> Self {
         debug_assert_eq!(names.len(), tensors.len());
-        LossTerms { names, tensors }
+        let mut it = tensors.into_iter();
+        let total = it.next().expect("a total term");
+        LossTerms {
+            names,
+            total,
+            rest: it.map(Term::Tensor).collect(),
+        }
+    }
+
+    /// A differentiable total and reported values for the other terms.
+    pub(crate) fn with_values(
+        names: &'static [&'static str],
+        total: Tensor,
+        values: &[f64],
+    ) -> Self {
+        debug_assert_eq!(names.len(), values.len() + 1);
+        LossTerms {
+            names,
+            total,
+            rest: values
+                .iter()
+                .map(|&v| Term::Value(v, std::sync::OnceLock::new()))
+                .collect(),
+        }
     }
 
     /// The total loss (first term).
     pub fn total(&self) -> &Tensor {
-        &self.tensors[0]
+        &self.total
     }
 
     /// Term names, in order (the reference's names).
@@ -131,29 +165,48 @@ impl LossTerms {
         self.names
     }
 
+    fn tensor_at(&self, i: usize) -> &Tensor {
+        if i == 0 {
+            return &self.total;
+        }
+        match &self.rest[i - 1] {
+            Term::Tensor(t) => t,
+            Term::Value(v, cell) => cell.get_or_init(|| Tensor::from(*v as f32)),
+        }
+    }
+
     /// The term called `name`.
     pub fn get(&self, name: &str) -> Option<&Tensor> {
         self.names
             .iter()
             .position(|n| *n == name)
-            .map(|i| &self.tensors[i])
+            .map(|i| self.tensor_at(i))
     }
 
     /// Every term as (name, tensor).
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Tensor)> {
-        self.names.iter().copied().zip(self.tensors.iter())
+        self.names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (*n, self.tensor_at(i)))
     }
 
     /// Every term's value (scalar terms only).
     pub fn values(&self) -> Result<Vec<(&'static str, f64)>, LossError> {
-        self.iter()
-            .map(|(n, t)| {
-                if t.numel() != 1 {
-                    return Err(LossError::NotScalar(n.to_string()));
-                }
-                Ok((n, t.to_kind(Kind::Double).f_double_value(&[])?))
-            })
-            .collect()
+        let scalar = |n: &str, t: &Tensor| -> Result<f64, LossError> {
+            if t.numel() != 1 {
+                return Err(LossError::NotScalar(n.to_string()));
+            }
+            Ok(t.to_kind(Kind::Double).f_double_value(&[])?)
+        };
+        let mut out = vec![(self.names[0], scalar(self.names[0], &self.total)?)];
+        for (n, term) in self.names[1..].iter().zip(&self.rest) {
+            out.push(match term {
+                Term::Tensor(t) => (*n, scalar(n, t)?),
+                Term::Value(v, _) => (*n, *v as f32 as f64),
+            });
+        }
+        Ok(out)
     }
 }
 

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Side-by-side loss benchmark: forward + backward of CE, MbLS, focal, FLSD-53 and MMCE in
+# mbls (libtorch through tch) and in PyTorch, same machine, same sitting, 2 threads each.
+#   bash bench/compare_losses.sh [REPEATS]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+repeats="${1:-20}"
+venv="$root/bench/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q torch==2.11.0 numpy
+fi
+cd "$root"
+bash scripts/setup-libtorch.sh >/dev/null
+cargo build --release -q -p mbls-engine --example bench_losses
+out="$(mktemp -d)"
+OMP_NUM_THREADS=2 target/release/examples/bench_losses "$repeats" 2 | tee "$out/mbls.jsonl"
+OMP_NUM_THREADS=2 "$venv/bin/python" bench/torch_losses.py --repeats "$repeats" --threads 2 | tee "$out/torch.jsonl"
+"$venv/bin/python" - "$out" <<'PY'
+import json, sys
+out = sys.argv[1]
+rows = {}
+for f in ("mbls.jsonl", "torch.jsonl"):
+    for l in open(f"{out}/{f}"):
+        r = json.loads(l)
+        rows[(r["impl"], r["loss"], r["shape"])] = r
+print()
+print("| shape | loss | mbls ms | mbls / CE | PyTorch ms | PyTorch / CE | PyTorch / mbls |")
+print("|---|---|---|---|---|---|---|")
+for (impl, loss, shape), r in rows.items():
+    if impl != "mbls":
+        continue
+    t = rows.get(("pytorch", loss, shape))
+    print(f"| {shape} | {loss} | {r['median_s']*1e3:.3f} | {r['vs_ce']:.2f} | "
+          f"{t['median_s']*1e3:.3f} | {t['vs_ce']:.2f} | {t['median_s']/r['median_s']:.2f}x |")
+PY

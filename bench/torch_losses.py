@@ -1,0 +1,103 @@
+"""PyTorch side of the loss benchmark (bench/compare_losses.sh): forward + backward time of CE,
+MbLS (logit_margin), focal, FLSD-53 (focal_adaptive) and MMCE, written as the MbLS reference
+computes them (FLSD-53 chooses gamma in a Python loop over samples, as the reference does),
+on 2 threads. Prints one JSON line per (loss, shape).
+"""
+import argparse
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def flatten(x, y):
+    if x.dim() > 2:
+        x = x.view(x.size(0), x.size(1), -1).transpose(1, 2).contiguous().view(-1, x.size(1))
+    return x, y.view(-1)
+
+
+def ce(x, y):
+    x, y = flatten(x, y)
+    return F.cross_entropy(x, y)
+
+
+def logit_margin(x, y, margin=10.0, alpha=0.1):
+    x, y = flatten(x, y)
+    loss_ce = F.cross_entropy(x, y)
+    mx = x.max(dim=1).values.unsqueeze(1).repeat(1, x.shape[1])
+    loss_margin = F.relu(mx - x - margin).mean()
+    return loss_ce + alpha * loss_margin
+
+
+def focal(x, y, gamma=3.0):
+    x, y = flatten(x, y)
+    logpt = F.log_softmax(x, dim=1).gather(1, y.view(-1, 1)).view(-1)
+    pt = logpt.exp()
+    return (-1 * (1 - pt) ** gamma * logpt).mean()
+
+
+def focal_adaptive(x, y, gamma=3.0):
+    x, y = flatten(x, y)
+    logpt = F.log_softmax(x, dim=1).gather(1, y.view(-1, 1)).view(-1)
+    pt = logpt.exp()
+    gammas = []
+    for i in range(pt.shape[0]):  # the reference's per-sample loop
+        p = pt[i].item()
+        gammas.append(gamma if p >= 0.5 else (5.0 if p < 0.2 else 3.0))
+    g = torch.tensor(gammas)
+    return (-1 * (1 - pt) ** g * logpt).mean()
+
+
+def mmce(x, y, lamda=1.0):
+    x, y = flatten(x, y)
+    p = F.softmax(x, dim=1)
+    r, pred = torch.max(p, 1)
+    c = torch.where(pred.eq(y), torch.ones_like(r), torch.zeros_like(r))
+    cr = c - r
+    dot = torch.mm(cr.unsqueeze(1), cr.unsqueeze(0))
+    tiled = r.unsqueeze(1).repeat(1, r.shape[0]).unsqueeze(2)
+    pairs = torch.cat([tiled, tiled.permute(1, 0, 2)], dim=2)
+    kernel = torch.exp(-1.0 * torch.abs(pairs[:, :, 0] - pairs[:, :, 1]) / 0.4)
+    return F.cross_entropy(x, y) + lamda * torch.sum(dot * kernel) / torch.tensor(float(r.shape[0])) ** 2
+
+
+LOSSES = {"ce": ce, "logit_margin": logit_margin, "focal": focal, "focal_adaptive": focal_adaptive, "mmce": mmce}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    for label, shape in (("128x10", (128, 10)), ("64x200", (64, 200)), ("8x21x512x512", (8, 21, 512, 512))):
+        dense = len(shape) > 2
+        logits = torch.randn(*shape) * 3
+        targets = torch.randint(0, shape[1], (shape[0],) + tuple(shape[2:]))
+        reps = max(a.repeats // 4, 3) if dense else a.repeats
+        ce_time = None
+        for name, fn in LOSSES.items():
+            if dense and name == "mmce":
+                continue
+            r = 1 if (dense and name == "focal_adaptive") else reps  # the Python loop takes long
+            times = []
+            for i in range(r + (0 if r == 1 else 2)):
+                x = logits.detach().requires_grad_(True)
+                t = time.perf_counter()
+                loss = fn(x, targets)
+                loss.backward()
+                x.grad.sum().item()
+                if r == 1 or i >= 2:
+                    times.append(time.perf_counter() - t)
+            times.sort()
+            m = times[len(times) // 2]
+            if name == "ce":
+                ce_time = m
+            print(json.dumps({"impl": "pytorch", "loss": name, "shape": label, "threads": a.threads,
+                              "median_s": m, "vs_ce": m / ce_time}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

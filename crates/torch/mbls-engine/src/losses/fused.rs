@@ -1,0 +1,326 @@
+//! Fused CPU kernels for the row-wise losses (CE, label smoothing, focal, FLSD-53, MbLS).
+//!
+//! For float32 logits on the CPU, the loss value and its gradient with respect to the
+//! logits are computed in one pass over the data (both threads, dense `N x C x H x W` read in
+//! place, no transposed copy), and handed to autograd through a surrogate whose value is the
+//! loss and whose gradient is the computed one:
+//! `total = <x, g> − stop_grad(<x, g>) + value`. The gradients are the analytic ones of the
+//! reference's formulas (checked against the reference's own gradients in the parity tests).
+//! Only the total is differentiable, and only once (no double backward); other devices and
+//! dtypes use the tensor-op implementations.
+
+use super::LossError;
+use mbls_metrics::fastmath;
+use rayon::prelude::*;
+use tch::{Device, Kind, Tensor};
+
+/// Which row loss to fuse.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RowLoss {
+    Ce,
+    Ls { alpha: f32 },
+    Focal { gamma: f32, mean: bool },
+    FocalAdaptive { gamma: f32, mean: bool },
+    Margin { margin: f32, alpha: f64 },
+}
+
+/// `Σ_k relu(thr − x_k)` with 8 lanes (vectorises); `thr = max − margin`.
+#[inline(always)]
+fn margin_penalty(x: &[f32], thr: f32) -> f64 {
+    let mut lanes = [0f32; 8];
+    let mut it = x.chunks_exact(8);
+    for c in &mut it {
+        for i in 0..8 {
+            lanes[i] += (thr - c[i]).max(0.0);
+        }
+    }
+    for (i, &v) in it.remainder().iter().enumerate() {
+        lanes[i] += (thr - v).max(0.0);
+    }
+    lanes.iter().map(|&v| v as f64).sum()
+}
+
+/// Per-chunk sums: (main term sum, second term sum).
+type Sums = (f64, f64);
+
+/// Returns `None` when the fused path does not apply (not CPU float32, or empty).
+pub(crate) fn fused(
+    kind: RowLoss,
+    logits: &Tensor,
+    targets: &Tensor,
+    ignore_index: i64,
+) -> Result<Option<(Vec<f64>, Tensor)>, LossError> {
+    if logits.device() != Device::Cpu || logits.kind() != Kind::Float || logits.dim() < 2 {
+        return Ok(None);
+    }
+    // shape and dtype checks shared with the op path
+    let dims = logits.size();
+    let (n, c) = (dims[0] as usize, dims[1] as usize);
+    let want: Vec<i64> = std::iter::once(dims[0])
+        .chain(dims[2..].iter().copied())
+        .collect();
+    if targets.size() != want {
+        return Err(LossError::Shape(format!(
+            "targets have shape {:?} but logits of shape {dims:?} need targets of shape {want:?}",
+            targets.size()
+        )));
+    }
+    if !matches!(
+        targets.kind(),
+        Kind::Int64 | Kind::Int | Kind::Int16 | Kind::Int8 | Kind::Uint8
+    ) || targets.device() != Device::Cpu
+    {
+        return Ok(None);
+    }
+    if c == 0 || logits.numel() == 0 {
+        return Ok(None);
+    }
+    let hw = dims[2..].iter().product::<i64>() as usize;
+    let x = logits.detach().contiguous();
+    let y = targets.to_kind(Kind::Int64).contiguous();
+    // SAFETY: `x` and `y` are contiguous CPU tensors of the stated kinds and element counts,
+    // alive for the whole function; they are only read.
+    let xs: &[f32] = unsafe { std::slice::from_raw_parts(x.data_ptr() as *const f32, n * c * hw) };
+    let ys: &[i64] = unsafe { std::slice::from_raw_parts(y.data_ptr() as *const i64, n * hw) };
+    let mut valid = 0usize;
+    for &t in ys {
+        if t == ignore_index {
+            continue;
+        }
+        if t < 0 || t as usize >= c {
+            return Err(LossError::TargetOutOfRange {
+                target: t,
+                classes: c as i64,
+                ignore_index,
+            });
+        }
+        valid += 1;
+    }
+    if valid == 0 {
+        return Ok(None); // the op path returns the zero loss
+    }
+    let g = Tensor::empty(dims.as_slice(), (Kind::Float, Device::Cpu));
+    // SAFETY: `g` was just allocated, contiguous, float32, and nothing else refers to it.
+    let gs: &mut [f32] =
+        unsafe { std::slice::from_raw_parts_mut(g.data_ptr() as *mut f32, n * c * hw) };
+    let inv_n = 1.0 / valid as f64;
+    let ctx = Ctx {
+        kind,
+        c,
+        ignore_index,
+        inv_n: inv_n as f32,
+        inv_nc: (inv_n / c as f64) as f32,
+    };
+    let (s1, s2) = if hw == 1 {
+        rows_2d(&ctx, xs, ys, gs)
+    } else {
+        rows_dense(&ctx, xs, ys, gs, c, hw)
+    };
+    let terms = match kind {
+        RowLoss::Ce | RowLoss::Ls { .. } => vec![s1 * inv_n],
+        RowLoss::Focal { mean, .. } | RowLoss::FocalAdaptive { mean, .. } => {
+            vec![if mean { s1 * inv_n } else { s1 }]
+        }
+        RowLoss::Margin { alpha, .. } => {
+            let ce = s1 * inv_n;
+            let margin = s2 * inv_n / c as f64;
+            vec![ce + alpha * margin, ce, margin]
+        }
+    };
+    Ok(Some((terms, g)))
+}
+
+/// The surrogate `<x, g> - stop_grad(<x, g>) + value`: value `value`, gradient `g`.
+pub(crate) fn attach(logits: &Tensor, g: &Tensor, value: f64) -> Tensor {
+    let lin = logits.reshape([-1]).dot(&g.reshape([-1]));
+    let constant = Tensor::from(value as f32) - lin.detach();
+    lin + constant
+}
+
+struct Ctx {
+    kind: RowLoss,
+    c: usize,
+    ignore_index: i64,
+    inv_n: f32,
+    inv_nc: f32,
+}
+
+const ROWS: usize = 512;
+
+fn rows_2d(ctx: &Ctx, xs: &[f32], ys: &[i64], gs: &mut [f32]) -> Sums {
+    let c = ctx.c;
+    let parts: Vec<Sums> = gs
+        .par_chunks_mut(ROWS * c)
+        .zip(xs.par_chunks(ROWS * c))
+        .zip(ys.par_chunks(ROWS))
+        .map(|((g, x), y)| {
+            let mut e = vec![0f32; c];
+            let mut acc = (0f64, 0f64);
+            for ((gr, xr), &t) in g.chunks_exact_mut(c).zip(x.chunks_exact(c)).zip(y) {
+                let (a, b) = row(ctx, xr, t, gr, &mut e);
+                acc.0 += a;
+                acc.1 += b;
+            }
+            acc
+        })
+        .collect();
+    parts.iter().fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
+const TILE: usize = 1024;
+
+fn rows_dense(ctx: &Ctx, xs: &[f32], ys: &[i64], gs: &mut [f32], c: usize, hw: usize) -> Sums {
+    // work items: (image, pixel tile); each owns the gradient of its pixels in every plane,
+    // which are disjoint strided regions, so each image's gradient is split per tile below
+    let tiles = hw.div_ceil(TILE);
+    let parts: Vec<Sums> = gs
+        .par_chunks_mut(c * hw)
+        .zip(xs.par_chunks(c * hw))
+        .zip(ys.par_chunks(hw))
+        .flat_map_iter(|((g, x), y)| {
+            // sequential over tiles inside an image; images run in parallel
+            let mut rowbuf = vec![0f32; TILE * c];
+            let mut gradbuf = vec![0f32; TILE * c];
+            let mut e = vec![0f32; c];
+            let mut out = Vec::with_capacity(tiles);
+            for t in 0..tiles {
+                let start = t * TILE;
+                let len = TILE.min(hw - start);
+                for k in 0..c {
+                    let plane = &x[k * hw + start..k * hw + start + len];
+                    for (i, &v) in plane.iter().enumerate() {
+                        rowbuf[i * c + k] = v;
+                    }
+                }
+                let mut acc = (0f64, 0f64);
+                for i in 0..len {
+                    let (a, b) = row(
+                        ctx,
+                        &rowbuf[i * c..(i + 1) * c],
+                        y[start + i],
+                        &mut gradbuf[i * c..(i + 1) * c],
+                        &mut e,
+                    );
+                    acc.0 += a;
+                    acc.1 += b;
+                }
+                for k in 0..c {
+                    let plane = &mut g[k * hw + start..k * hw + start + len];
+                    for (i, v) in plane.iter_mut().enumerate() {
+                        *v = gradbuf[i * c + k];
+                    }
+                }
+                out.push(acc);
+            }
+            out
+        })
+        .collect();
+    parts.iter().fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
+/// One row: writes the gradient of the batch loss with respect to this row's logits and
+/// returns the row's contributions to the term sums.
+#[inline(always)]
+fn row(ctx: &Ctx, x: &[f32], t: i64, g: &mut [f32], e: &mut [f32]) -> Sums {
+    if t == ctx.ignore_index {
+        g.iter_mut().for_each(|v| *v = 0.0);
+        return (0.0, 0.0);
+    }
+    let y = t as usize;
+    let (mx, mn, _) = fastmath::max_min_sum(x);
+    for (ev, &v) in e.iter_mut().zip(x) {
+        *ev = fastmath::exp(v - mx);
+    }
+    let sum = fastmath::max_min_sum(e).2;
+    let inv = 1.0 / sum;
+    let lse = (sum as f64).ln(); // log-sum-exp minus the max
+    let logp_y = (x[y] - mx) as f64 - lse; // log p_y
+    let n = ctx.inv_n;
+    match ctx.kind {
+        RowLoss::Ce => {
+            for (gv, &ev) in g.iter_mut().zip(e.iter()) {
+                *gv = ev * inv * n;
+            }
+            g[y] -= n;
+            (-logp_y, 0.0)
+        }
+        RowLoss::Ls { alpha } => {
+            let c = ctx.c as f32;
+            let sub = alpha / c;
+            for (gv, &ev) in g.iter_mut().zip(e.iter()) {
+                *gv = (ev * inv - sub) * n;
+            }
+            g[y] -= (1.0 - alpha) * n;
+            // (1 - a)(-log p_y) + a * mean_k(-log p_k)
+            let mean_x = (fastmath::max_min_sum(x).2 / c - mx) as f64;
+            let smooth = lse - mean_x;
+            ((1.0 - alpha as f64) * -logp_y + alpha as f64 * smooth, 0.0)
+        }
+        RowLoss::Focal { gamma, mean } => focal_row(g, e, inv, y, logp_y, gamma as f64, mean, n),
+        RowLoss::FocalAdaptive { gamma, mean } => {
+            let p = (e[y] * inv) as f64;
+            let gm = if p >= 0.5 {
+                gamma as f64
+            } else if p < 0.2 {
+                5.0
+            } else {
+                3.0
+            };
+            focal_row(g, e, inv, y, logp_y, gm, mean, n)
+        }
+        RowLoss::Margin { margin, alpha } => {
+            let s = (alpha as f32) * ctx.inv_nc;
+            let am = x.iter().position(|&v| v == mx).unwrap_or(0);
+            let scale = inv * n;
+            // exact fast path: no logit is more than `margin` below the max
+            if mx - mn <= margin {
+                for (gv, &ev) in g.iter_mut().zip(e.iter()) {
+                    *gv = ev * scale;
+                }
+                g[y] -= n;
+                return (-logp_y, 0.0);
+            }
+            // simple branch-free passes that vectorise
+            let thr = mx - margin;
+            let mut active = 0u32;
+            for ((gv, &ev), &v) in g.iter_mut().zip(e.iter()).zip(x) {
+                let on = v < thr;
+                active += on as u32;
+                *gv = ev * scale - if on { s } else { 0.0 };
+            }
+            let pen = margin_penalty(x, thr);
+            g[y] -= n;
+            g[am] += s * active as f32;
+            (-logp_y, pen)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn focal_row(
+    g: &mut [f32],
+    e: &[f32],
+    inv: f32,
+    y: usize,
+    logp_y: f64,
+    gamma: f64,
+    mean: bool,
+    n: f32,
+) -> Sums {
+    let p = logp_y.exp();
+    let q = 1.0 - p;
+    let loss = -q.powf(gamma) * logp_y;
+    // dL/dlog p_y = -(1-p)^g + g (1-p)^(g-1) p log p ; dlog p_y/dx_k = [k=y] - p_k
+    let dq = if gamma == 0.0 {
+        0.0
+    } else {
+        gamma * q.powf(gamma - 1.0) * p * logp_y
+    };
+    let coef = (-q.powf(gamma) + dq) as f32 * if mean { n } else { 1.0 };
+    for (gv, &ev) in g.iter_mut().zip(e) {
+        *gv = -coef * ev * inv;
+    }
+    g[y] += coef;
+    (loss, 0.0)
+}
