@@ -25,7 +25,7 @@ for f in ("mbls.jsonl", "torch.jsonl"):
         r = json.loads(l)
         rows[(r["impl"], r["loss"], r["shape"])] = r
 print()
-print("| shape | loss | mbls ms | mbls / CE | PyTorch ms | PyTorch / CE | PyTorch / mbls |")
+print("| shape | loss | mbls ms | mbls / CE | PyTorch ms | PyTorch / CE | mbls speed-up |")
 print("|---|---|---|---|---|---|---|")
 for (impl, loss, shape), r in rows.items():
     if impl != "mbls":

@@ -25,7 +25,13 @@ fn main() {
         ("64x200", vec![64, 200]),
         ("8x21x512x512", vec![8, 21, 512, 512]),
     ];
-    let losses = ["ce", "logit_margin", "focal", "focal_adaptive", "mmce"];
+    let losses: Vec<String> = std::env::var("MBLS_BENCH_LOSSES")
+        .map(|s| s.split(",").map(String::from).collect())
+        .unwrap_or_else(|_| {
+            ["ce", "logit_margin", "focal", "focal_adaptive", "mmce"]
+                .map(String::from)
+                .to_vec()
+        });
     for (label, shape) in shapes {
         let dense = shape.len() > 2;
         let logits = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu)) * 3.0;
@@ -34,31 +40,48 @@ fn main() {
         tshape.extend_from_slice(&shape[2..]);
         let targets = Tensor::randint(c, tshape.as_slice(), (Kind::Int64, Device::Cpu));
         let reps = if dense { (repeats / 4).max(3) } else { repeats };
-        let mut ce_time = None;
-        for name in losses {
-            if dense && name == "mmce" {
-                continue; // O(N^2) in the number of pixels, as in the reference
-            }
-            let loss = build_loss(&LossSpec::from_params(name, &Map::new()).unwrap()).unwrap();
-            let mut times = Vec::with_capacity(reps);
+        let names: Vec<&str> = losses
+            .iter()
+            .map(|s| s.as_str())
+            .filter(|n| !(dense && *n == "mmce"))
+            .collect();
+        // mmce is O(N^2) in the number of pixels (as in the reference): not run on dense input
+        let built: Vec<_> = names
+            .iter()
+            .map(|n| build_loss(&LossSpec::from_params(n, &Map::new()).unwrap()).unwrap())
+            .collect();
+        // Each loss is timed in interleaved pairs with CE (alternating which runs first), so
+        // that drift on a shared machine and one loss's cache or allocator effects on the
+        // next affect both sides of a ratio alike.
+        let ce = build_loss(&LossSpec::from_params("ce", &Map::new()).unwrap()).unwrap();
+        let time_one = |loss: &dyn mbls_engine::losses::Loss| {
+            let x = logits.detach().set_requires_grad(true);
+            let t = Instant::now();
+            let terms = loss.forward(&x, &targets).unwrap();
+            terms.total().backward();
+            let _ = x.grad().sum(Kind::Float).double_value(&[]);
+            t.elapsed().as_secs_f64()
+        };
+        for (name, loss) in names.iter().zip(&built) {
+            let (mut tc, mut tl) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
             for i in 0..reps + 2 {
-                let x = logits.detach().set_requires_grad(true);
-                let t = Instant::now();
-                let terms = loss.forward(&x, &targets).unwrap();
-                terms.total().backward();
-                let _ = x.grad().sum(Kind::Float).double_value(&[]);
+                let (a, b) = if i % 2 == 0 {
+                    let a = time_one(ce.as_ref());
+                    (a, time_one(loss.as_ref()))
+                } else {
+                    let b = time_one(loss.as_ref());
+                    (time_one(ce.as_ref()), b)
+                };
                 if i >= 2 {
-                    times.push(t.elapsed().as_secs_f64());
+                    tc.push(a);
+                    tl.push(b);
                 }
             }
-            let m = median(times);
-            if name == "ce" {
-                ce_time = Some(m);
-            }
+            let (mc, ml) = (median(tc), median(tl));
             println!(
                 "{}",
                 json!({"impl": "mbls", "loss": name, "shape": label, "threads": threads,
-                       "median_s": m, "vs_ce": m / ce_time.unwrap()})
+                       "median_s": ml, "ce_median_s": mc, "vs_ce": ml / mc})
             );
         }
     }

@@ -24,22 +24,6 @@ pub(crate) enum RowLoss {
     Margin { margin: f32, alpha: f64 },
 }
 
-/// `Σ_k relu(thr − x_k)` with 8 lanes (vectorises); `thr = max − margin`.
-#[inline(always)]
-fn margin_penalty(x: &[f32], thr: f32) -> f64 {
-    let mut lanes = [0f32; 8];
-    let mut it = x.chunks_exact(8);
-    for c in &mut it {
-        for i in 0..8 {
-            lanes[i] += (thr - c[i]).max(0.0);
-        }
-    }
-    for (i, &v) in it.remainder().iter().enumerate() {
-        lanes[i] += (thr - v).max(0.0);
-    }
-    lanes.iter().map(|&v| v as f64).sum()
-}
-
 /// Per-chunk sums: (main term sum, second term sum).
 type Sums = (f64, f64);
 
@@ -145,14 +129,20 @@ struct Ctx {
     inv_nc: f32,
 }
 
-const ROWS: usize = 512;
+/// Rows per parallel work item, fixed, so that the sums (and so the results) do not depend
+/// on the number of threads. (Smaller items cost more in thread hand-offs than they gain on
+/// 2 cores at the sizes measured in `bench/compare_losses.sh`.)
+fn chunk_rows(_c: usize) -> usize {
+    512
+}
 
 fn rows_2d(ctx: &Ctx, xs: &[f32], ys: &[i64], gs: &mut [f32]) -> Sums {
     let c = ctx.c;
+    let rows = chunk_rows(c);
     let parts: Vec<Sums> = gs
-        .par_chunks_mut(ROWS * c)
-        .zip(xs.par_chunks(ROWS * c))
-        .zip(ys.par_chunks(ROWS))
+        .par_chunks_mut(rows * c)
+        .zip(xs.par_chunks(rows * c))
+        .zip(ys.par_chunks(rows))
         .map(|((g, x), y)| {
             let mut e = vec![0f32; c];
             let mut acc = (0f64, 0f64);
@@ -270,7 +260,6 @@ fn row(ctx: &Ctx, x: &[f32], t: i64, g: &mut [f32], e: &mut [f32]) -> Sums {
         }
         RowLoss::Margin { margin, alpha } => {
             let s = (alpha as f32) * ctx.inv_nc;
-            let am = x.iter().position(|&v| v == mx).unwrap_or(0);
             let scale = inv * n;
             // exact fast path: no logit is more than `margin` below the max
             if mx - mn <= margin {
@@ -280,20 +269,50 @@ fn row(ctx: &Ctx, x: &[f32], t: i64, g: &mut [f32], e: &mut [f32]) -> Sums {
                 g[y] -= n;
                 return (-logp_y, 0.0);
             }
-            // simple branch-free passes that vectorise
             let thr = mx - margin;
-            let mut active = 0u32;
+            // one pass (8 lanes, vectorises): penalty, active count, how many logits equal the max
+            let (pen, active, ties) = margin_stats(x, mx, thr);
+            // the max receives +s for every active logit (torch.max's gradient goes to the first
+            // maximal index); with a unique max it is added in the vectorised pass
+            let bonus = if ties == 1 { s * active as f32 } else { 0.0 };
             for ((gv, &ev), &v) in g.iter_mut().zip(e.iter()).zip(x) {
-                let on = v < thr;
-                active += on as u32;
-                *gv = ev * scale - if on { s } else { 0.0 };
+                *gv =
+                    ev * scale - if v < thr { s } else { 0.0 } + if v == mx { bonus } else { 0.0 };
             }
-            let pen = margin_penalty(x, thr);
+            if ties > 1 {
+                let am = x.iter().position(|&v| v == mx).unwrap_or(0);
+                g[am] += s * active as f32;
+            }
             g[y] -= n;
-            g[am] += s * active as f32;
             (-logp_y, pen)
         }
     }
+}
+
+/// `(Σ_k relu(thr − x_k), #{x_k < thr}, #{x_k == max})` with 8 lanes (vectorises).
+#[inline(always)]
+fn margin_stats(x: &[f32], mx: f32, thr: f32) -> (f64, u32, u32) {
+    let mut pen = [0f32; 8];
+    let mut act = [0u32; 8];
+    let mut tie = [0u32; 8];
+    let mut it = x.chunks_exact(8);
+    for c in &mut it {
+        for i in 0..8 {
+            pen[i] += (thr - c[i]).max(0.0);
+            act[i] += (c[i] < thr) as u32;
+            tie[i] += (c[i] == mx) as u32;
+        }
+    }
+    for (i, &v) in it.remainder().iter().enumerate() {
+        pen[i] += (thr - v).max(0.0);
+        act[i] += (v < thr) as u32;
+        tie[i] += (v == mx) as u32;
+    }
+    (
+        pen.iter().map(|&v| v as f64).sum(),
+        act.iter().sum(),
+        tie.iter().sum(),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
