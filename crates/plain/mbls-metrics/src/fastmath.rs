@@ -43,16 +43,18 @@ pub fn max_min_sum(v: &[f32]) -> (f32, f32, f32) {
     let mut mn = [f32::INFINITY; 8];
     let mut sm = [0f32; 8];
     let mut it = v.chunks_exact(8);
+    // selects rather than f32::max/min (whose NaN rules block plain maxps/minps); a NaN is
+    // skipped by max and min but still poisons the sum, which callers check
     for c in &mut it {
         for i in 0..8 {
-            mx[i] = mx[i].max(c[i]);
-            mn[i] = mn[i].min(c[i]);
+            mx[i] = if c[i] > mx[i] { c[i] } else { mx[i] };
+            mn[i] = if c[i] < mn[i] { c[i] } else { mn[i] };
             sm[i] += c[i];
         }
     }
     for (i, &x) in it.remainder().iter().enumerate() {
-        mx[i] = mx[i].max(x);
-        mn[i] = mn[i].min(x);
+        mx[i] = if x > mx[i] { x } else { mx[i] };
+        mn[i] = if x < mn[i] { x } else { mn[i] };
         sm[i] += x;
     }
     let m = mx.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));

@@ -32,7 +32,13 @@ fn main() {
                 .map(String::from)
                 .to_vec()
         });
+    let only = std::env::var("MBLS_BENCH_SHAPES").ok();
     for (label, shape) in shapes {
+        if let Some(o) = &only
+            && !o.split(',').any(|s| s == *label)
+        {
+            continue;
+        }
         let dense = shape.len() > 2;
         let logits = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu)) * 3.0;
         let c = shape[1];

@@ -139,73 +139,91 @@ fn chunk_rows(_c: usize) -> usize {
 fn rows_2d(ctx: &Ctx, xs: &[f32], ys: &[i64], gs: &mut [f32]) -> Sums {
     let c = ctx.c;
     let rows = chunk_rows(c);
+    if ys.len() <= rows {
+        // one work item: run it here rather than hand it to a pool thread
+        return chunk_2d(ctx, xs, ys, gs);
+    }
     let parts: Vec<Sums> = gs
         .par_chunks_mut(rows * c)
         .zip(xs.par_chunks(rows * c))
         .zip(ys.par_chunks(rows))
-        .map(|((g, x), y)| {
-            let mut e = vec![0f32; c];
-            let mut acc = (0f64, 0f64);
-            for ((gr, xr), &t) in g.chunks_exact_mut(c).zip(x.chunks_exact(c)).zip(y) {
-                let (a, b) = row(ctx, xr, t, gr, &mut e);
-                acc.0 += a;
-                acc.1 += b;
-            }
-            acc
-        })
+        .map(|((g, x), y)| chunk_2d(ctx, x, y, g))
         .collect();
     parts.iter().fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
+#[inline(always)]
+fn chunk_2d(ctx: &Ctx, x: &[f32], y: &[i64], g: &mut [f32]) -> Sums {
+    let c = ctx.c;
+    let mut e = vec![0f32; c];
+    let mut acc = (0f64, 0f64);
+    for ((gr, xr), &t) in g.chunks_exact_mut(c).zip(x.chunks_exact(c)).zip(y) {
+        let (a, b) = row(ctx, xr, t, gr, &mut e);
+        acc.0 += a;
+        acc.1 += b;
+    }
+    acc
 }
 
 const TILE: usize = 1024;
 
 fn rows_dense(ctx: &Ctx, xs: &[f32], ys: &[i64], gs: &mut [f32], c: usize, hw: usize) -> Sums {
-    // work items: (image, pixel tile); each owns the gradient of its pixels in every plane,
-    // which are disjoint strided regions, so each image's gradient is split per tile below
+    // images run in parallel (each owns its gradient planes); tiles within an image in order
     let tiles = hw.div_ceil(TILE);
     let parts: Vec<Sums> = gs
         .par_chunks_mut(c * hw)
         .zip(xs.par_chunks(c * hw))
         .zip(ys.par_chunks(hw))
-        .flat_map_iter(|((g, x), y)| {
-            // sequential over tiles inside an image; images run in parallel
-            let mut rowbuf = vec![0f32; TILE * c];
-            let mut gradbuf = vec![0f32; TILE * c];
-            let mut e = vec![0f32; c];
-            let mut out = Vec::with_capacity(tiles);
-            for t in 0..tiles {
-                let start = t * TILE;
-                let len = TILE.min(hw - start);
-                for k in 0..c {
-                    let plane = &x[k * hw + start..k * hw + start + len];
-                    for (i, &v) in plane.iter().enumerate() {
-                        rowbuf[i * c + k] = v;
-                    }
-                }
-                let mut acc = (0f64, 0f64);
-                for i in 0..len {
-                    let (a, b) = row(
-                        ctx,
-                        &rowbuf[i * c..(i + 1) * c],
-                        y[start + i],
-                        &mut gradbuf[i * c..(i + 1) * c],
-                        &mut e,
-                    );
-                    acc.0 += a;
-                    acc.1 += b;
-                }
-                for k in 0..c {
-                    let plane = &mut g[k * hw + start..k * hw + start + len];
-                    for (i, v) in plane.iter_mut().enumerate() {
-                        *v = gradbuf[i * c + k];
-                    }
-                }
-                out.push(acc);
-            }
-            out
-        })
+        .flat_map_iter(|((g, x), y)| dense_image(ctx, x, y, g, c, hw, tiles))
         .collect();
     parts.iter().fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
+/// One image of a dense batch, tile by tile: gather pixels to rows, compute, scatter back.
+#[inline(always)]
+fn dense_image(
+    ctx: &Ctx,
+    x: &[f32],
+    y: &[i64],
+    g: &mut [f32],
+    c: usize,
+    hw: usize,
+    tiles: usize,
+) -> Vec<Sums> {
+    let mut rowbuf = vec![0f32; TILE * c];
+    let mut gradbuf = vec![0f32; TILE * c];
+    let mut e = vec![0f32; c];
+    let mut out = Vec::with_capacity(tiles);
+    for t in 0..tiles {
+        let start = t * TILE;
+        let len = TILE.min(hw - start);
+        for k in 0..c {
+            let plane = &x[k * hw + start..k * hw + start + len];
+            for (i, &v) in plane.iter().enumerate() {
+                rowbuf[i * c + k] = v;
+            }
+        }
+        let mut acc = (0f64, 0f64);
+        for i in 0..len {
+            let (a, b) = row(
+                ctx,
+                &rowbuf[i * c..(i + 1) * c],
+                y[start + i],
+                &mut gradbuf[i * c..(i + 1) * c],
+                &mut e,
+            );
+            acc.0 += a;
+            acc.1 += b;
+        }
+        for k in 0..c {
+            let plane = &mut g[k * hw + start..k * hw + start + len];
+            for (i, v) in plane.iter_mut().enumerate() {
+                *v = gradbuf[i * c + k];
+            }
+        }
+        out.push(acc);
+    }
+    out
 }
 
 /// One row: writes the gradient of the batch loss with respect to this row's logits and
@@ -270,7 +288,7 @@ fn row(ctx: &Ctx, x: &[f32], t: i64, g: &mut [f32], e: &mut [f32]) -> Sums {
                 return (-logp_y, 0.0);
             }
             let thr = mx - margin;
-            // one pass (8 lanes, vectorises): penalty, active count, how many logits equal the max
+            // simple loops that vectorise: penalty, active count, how many logits equal the max
             let (pen, active, ties) = margin_stats(x, mx, thr);
             // the max receives +s for every active logit (torch.max's gradient goes to the first
             // maximal index); with a unique max it is added in the vectorised pass
@@ -289,30 +307,25 @@ fn row(ctx: &Ctx, x: &[f32], t: i64, g: &mut [f32], e: &mut [f32]) -> Sums {
     }
 }
 
-/// `(Σ_k relu(thr − x_k), #{x_k < thr}, #{x_k == max})` with 8 lanes (vectorises).
+/// `(Σ_k relu(thr − x_k), #{x_k < thr}, #{x_k == max})`, as simple loops that vectorise
+/// (integer counters inside an 8-lane loop do not).
 #[inline(always)]
 fn margin_stats(x: &[f32], mx: f32, thr: f32) -> (f64, u32, u32) {
     let mut pen = [0f32; 8];
-    let mut act = [0u32; 8];
-    let mut tie = [0u32; 8];
     let mut it = x.chunks_exact(8);
     for c in &mut it {
         for i in 0..8 {
-            pen[i] += (thr - c[i]).max(0.0);
-            act[i] += (c[i] < thr) as u32;
-            tie[i] += (c[i] == mx) as u32;
+            let d = thr - c[i];
+            pen[i] += if d > 0.0 { d } else { 0.0 };
         }
     }
     for (i, &v) in it.remainder().iter().enumerate() {
-        pen[i] += (thr - v).max(0.0);
-        act[i] += (v < thr) as u32;
-        tie[i] += (v == mx) as u32;
+        let d = thr - v;
+        pen[i] += if d > 0.0 { d } else { 0.0 };
     }
-    (
-        pen.iter().map(|&v| v as f64).sum(),
-        act.iter().sum(),
-        tie.iter().sum(),
-    )
+    let active = x.iter().filter(|&&v| v < thr).count() as u32;
+    let ties = x.iter().filter(|&&v| v == mx).count() as u32;
+    (pen.iter().map(|&v| v as f64).sum(), active, ties)
 }
 
 #[allow(clippy::too_many_arguments)]
