@@ -21,6 +21,7 @@ cd "$root"
 cargo build --release -q -p mbls-metrics --example bench_metrics
 export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2
 "$venv/bin/python" bench/torch_metrics.py --threads 2 --repeats "$repeats" --save "$out" | tee "$out/torch.jsonl"
+: > "$out/mbls.jsonl"
 for which in classification segmentation; do
   /usr/bin/time -v -o "$out/time_$which.txt" \
     target/release/examples/bench_metrics "$out" "$repeats" "$which" | tee -a "$out/mbls.jsonl"

@@ -85,72 +85,129 @@ impl ConfidenceStore {
         self.adaptive_bins(n_bins, variant).0
     }
 
+    /// Adaptive ECE in both conventions (reference, corrected), from one pass.
+    pub fn adaptive_ece_both(&self, n_bins: usize) -> (f64, f64) {
+        let raw = self.reference_bins(n_bins);
+        (
+            self.adaptive_bins_from(raw.clone(), AdaptiveVariant::Reference)
+                .0,
+            self.adaptive_bins_from(raw, AdaptiveVariant::Corrected).0,
+        )
+    }
+
     /// Adaptive ECE and the per-bin statistics it was computed from.
     pub fn adaptive_bins(
         &self,
         n_bins: usize,
         variant: AdaptiveVariant,
     ) -> (f64, Vec<AdaptiveBin>) {
+        self.adaptive_bins_from(self.reference_bins(n_bins), variant)
+    }
+
+    /// The reference's bins, plus the count and correct count of the samples at the first
+    /// edge (which the reference leaves out and the corrected variant puts in bin 0).
+    fn reference_bins(&self, n_bins: usize) -> RawBins {
         let n = self.packed.len();
         if n == 0 || n_bins == 0 {
-            return (0.0, Vec::new());
+            return RawBins::default();
         }
-        let edges64 = equal_mass_edges(&self.packed, n_bins);
-        let edges: Vec<f32> = edges64.iter().map(|&e| e as f32).collect();
+        let edges: Vec<f32> = equal_mass_edges(&self.packed, n_bins)
+            .iter()
+            .map(|&e| e as f32)
+            .collect();
         let uppers = &edges[1..];
-        let corrected = variant == AdaptiveVariant::Corrected;
         // fixed-size chunks merged in order: the same sums whatever the thread count
-        let parts: Vec<(Vec<u64>, Vec<f64>, Vec<u64>)> = self
+        let parts: Vec<RawBins> = self
             .packed
             .par_chunks(1 << 16)
             .map(|chunk| {
-                let mut count = vec![0u64; n_bins];
-                let mut sum_conf = vec![0f64; n_bins];
-                let mut correct = vec![0u64; n_bins];
+                let mut r = RawBins::zeros(n_bins);
                 for &v in chunk {
                     let c = f32::from_bits(v & !SIGN);
                     let b = uppers.partition_point(|&e| e < c);
                     if b >= n_bins {
                         continue;
                     }
-                    let inside = c > edges[b] || (corrected && b == 0 && c >= edges[0]);
-                    if !inside {
-                        continue;
+                    let ok = (v & SIGN == 0) as u64;
+                    if c > edges[b] {
+                        r.count[b] += 1;
+                        r.sum_conf[b] += c as f64;
+                        r.correct[b] += ok;
+                    } else if b == 0 && c >= edges[0] {
+                        r.at_min += 1;
+                        r.at_min_correct += ok;
                     }
-                    count[b] += 1;
-                    sum_conf[b] += c as f64;
-                    correct[b] += (v & SIGN == 0) as u64;
                 }
-                (count, sum_conf, correct)
+                r
             })
             .collect();
-        let mut count = vec![0u64; n_bins];
-        let mut sum_conf = vec![0f64; n_bins];
-        let mut correct = vec![0u64; n_bins];
-        for (a, b, c) in parts {
+        let mut total = RawBins::zeros(n_bins);
+        for p in parts {
             for i in 0..n_bins {
-                count[i] += a[i];
-                sum_conf[i] += b[i];
-                correct[i] += c[i];
+                total.count[i] += p.count[i];
+                total.sum_conf[i] += p.sum_conf[i];
+                total.correct[i] += p.correct[i];
             }
+            total.at_min += p.at_min;
+            total.at_min_correct += p.at_min_correct;
         }
+        total.edges = edges;
+        total.n = n;
+        total
+    }
+
+    fn adaptive_bins_from(
+        &self,
+        mut r: RawBins,
+        variant: AdaptiveVariant,
+    ) -> (f64, Vec<AdaptiveBin>) {
+        if r.n == 0 {
+            return (0.0, Vec::new());
+        }
+        if variant == AdaptiveVariant::Corrected {
+            r.count[0] += r.at_min;
+            r.sum_conf[0] += r.at_min as f64 * r.edges[0] as f64;
+            r.correct[0] += r.at_min_correct;
+        }
+        let n_bins = r.count.len();
         let mut ece = 0.0;
         let mut bins = Vec::with_capacity(n_bins);
         for b in 0..n_bins {
-            let bin = AdaptiveBin {
-                lower: edges[b] as f64,
-                upper: edges[b + 1] as f64,
-                count: count[b],
-                sum_confidence: sum_conf[b],
-                correct: correct[b],
-            };
-            if count[b] > 0 {
-                let cnt = count[b] as f64;
-                ece += (sum_conf[b] / cnt - correct[b] as f64 / cnt).abs() * (cnt / n as f64);
+            if r.count[b] > 0 {
+                let cnt = r.count[b] as f64;
+                ece += (r.sum_conf[b] / cnt - r.correct[b] as f64 / cnt).abs() * (cnt / r.n as f64);
             }
-            bins.push(bin);
+            bins.push(AdaptiveBin {
+                lower: r.edges[b] as f64,
+                upper: r.edges[b + 1] as f64,
+                count: r.count[b],
+                sum_confidence: r.sum_conf[b],
+                correct: r.correct[b],
+            });
         }
         (ece, bins)
+    }
+}
+
+#[derive(Default, Clone)]
+struct RawBins {
+    n: usize,
+    edges: Vec<f32>,
+    count: Vec<u64>,
+    sum_conf: Vec<f64>,
+    correct: Vec<u64>,
+    at_min: u64,
+    at_min_correct: u64,
+}
+
+impl RawBins {
+    fn zeros(n_bins: usize) -> Self {
+        RawBins {
+            count: vec![0; n_bins],
+            sum_conf: vec![0.0; n_bins],
+            correct: vec![0; n_bins],
+            ..Default::default()
+        }
     }
 }
 

@@ -21,7 +21,7 @@
 //! Results do not depend on the number of threads: rows are processed in fixed-size chunks
 //! whose partial sums are merged in order.
 
-use crate::adaptive::{AdaptiveVariant, ConfidenceStore};
+use crate::adaptive::ConfidenceStore;
 use crate::bins::BinEdges;
 use crate::error::MetricError;
 use crate::fastmath;
@@ -344,7 +344,7 @@ impl ClassificationAccumulator {
             let sum = fastmath::max_min_sum(&e).2;
             let inv = 1.0f32 / sum;
             let conf = inv; // exp(0) * inv
-            let nll = (sum as f64).ln() - (row[y] - top1) as f64;
+            let nll = sum.ln() as f64 - (row[y] - top1) as f64;
             self.row_common(&e, inv, conf, am, y, nll);
             self.diffs_sum += (c as f64 * top1 as f64 - sum_x as f64) / (c - 1) as f64;
             self.maxdiff_sum += (top1 - mn) as f64;
@@ -605,16 +605,8 @@ impl ClassificationAccumulator {
         let n = self.n as f64;
         let (ece, mce) = self.ece_mce();
         let (aece, aece_corrected) = if self.opts.keep_confidences {
-            (
-                Some(
-                    self.store
-                        .adaptive_ece(self.opts.n_bins, AdaptiveVariant::Reference),
-                ),
-                Some(
-                    self.store
-                        .adaptive_ece(self.opts.n_bins, AdaptiveVariant::Corrected),
-                ),
-            )
+            let (r, c) = self.store.adaptive_ece_both(self.opts.n_bins);
+            (Some(r), Some(c))
         } else {
             (None, None)
         };
