@@ -10,6 +10,7 @@
 //! dtypes use the tensor-op implementations.
 
 use super::LossError;
+use super::impls::check_inputs;
 use mbls_metrics::fastmath;
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
@@ -37,23 +38,9 @@ pub(crate) fn fused(
     if logits.device() != Device::Cpu || logits.kind() != Kind::Float || logits.dim() < 2 {
         return Ok(None);
     }
-    // shape and dtype checks shared with the op path
-    let dims = logits.size();
+    let dims = check_inputs(logits, targets)?;
     let (n, c) = (dims[0] as usize, dims[1] as usize);
-    let want: Vec<i64> = std::iter::once(dims[0])
-        .chain(dims[2..].iter().copied())
-        .collect();
-    if targets.size() != want {
-        return Err(LossError::Shape(format!(
-            "targets have shape {:?} but logits of shape {dims:?} need targets of shape {want:?}",
-            targets.size()
-        )));
-    }
-    if !matches!(
-        targets.kind(),
-        Kind::Int64 | Kind::Int | Kind::Int16 | Kind::Int8 | Kind::Uint8
-    ) || targets.device() != Device::Cpu
-    {
+    if targets.device() != Device::Cpu {
         return Ok(None);
     }
     if c == 0 || logits.numel() == 0 {

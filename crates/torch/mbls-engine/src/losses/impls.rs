@@ -10,11 +10,9 @@ const EPS: f64 = 1e-10;
 
 /// Flattens dense logits to rows (`N,C,H,W -> N*H*W, C`), checks the targets, and drops the
 /// rows whose target is `ignore_index`. Returns (rows x C logits, row targets as int64).
-pub(crate) fn prepare(
-    logits: &Tensor,
-    targets: &Tensor,
-    ignore_index: i64,
-) -> Result<(Tensor, Tensor), LossError> {
+/// Checks logits (`N x C ...`, floating point) against targets (`N ...`, integers);
+/// returns the logits' shape.
+pub(crate) fn check_inputs(logits: &Tensor, targets: &Tensor) -> Result<Vec<i64>, LossError> {
     let dims = logits.size();
     if dims.len() < 2 {
         return Err(LossError::Shape(format!(
@@ -30,8 +28,7 @@ pub(crate) fn prepare(
             logits.kind()
         )));
     }
-    let (n, c) = (dims[0], dims[1]);
-    let want: Vec<i64> = std::iter::once(n)
+    let want: Vec<i64> = std::iter::once(dims[0])
         .chain(dims[2..].iter().copied())
         .collect();
     if targets.size() != want {
@@ -49,6 +46,16 @@ pub(crate) fn prepare(
             targets.kind()
         )));
     }
+    Ok(dims)
+}
+
+pub(crate) fn prepare(
+    logits: &Tensor,
+    targets: &Tensor,
+    ignore_index: i64,
+) -> Result<(Tensor, Tensor), LossError> {
+    let dims = check_inputs(logits, targets)?;
+    let (n, c) = (dims[0], dims[1]);
     let x = if dims.len() > 2 {
         logits.reshape([n, c, -1]).transpose(1, 2).reshape([-1, c])
     } else {
