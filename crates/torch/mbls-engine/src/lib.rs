@@ -3,6 +3,7 @@
 //! `mbls-plot`) never depend on this one.
 
 pub mod losses;
+pub mod models;
 pub mod optim;
 
 pub use tch;

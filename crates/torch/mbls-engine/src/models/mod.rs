@@ -1,0 +1,252 @@
+//! The reference's classification networks on [`tch::nn`]: CIFAR-style, Tiny-ImageNet-style
+//! and ImageNet-style (torchvision v1.5) ResNets, and the 20 Newsgroups `GlobalPoolingCNN`.
+//!
+//! Every variable is registered in the [`nn::VarStore`] under the very name the reference's
+//! PyTorch `state_dict` uses (`conv1.weight`, `layer1.0.shortcut.1.running_var`,
+//! `bn1.num_batches_tracked`, `fc.bias`, ...), and [`Model::state_dict_names`] lists them in
+//! PyTorch's `state_dict` order, so that checkpoints can be exchanged.
+
+mod layers;
+mod resnet;
+mod text;
+
+pub use resnet::{BlockKind, ResNet, ResNetConfig, ResNetStyle};
+pub use text::GlobalPoolingCnn;
+
+use layers::Order;
+use tch::Tensor;
+use tch::nn::{self, ModuleT};
+
+/// Every name [`build_model`] accepts.
+pub const MODEL_NAMES: &[&str] = &[
+    "resnet18_cifar",
+    "resnet34_cifar",
+    "resnet50_cifar",
+    "resnet101_cifar",
+    "resnet110_cifar",
+    "resnet152_cifar",
+    "resnet18_tiny",
+    "resnet34_tiny",
+    "resnet50_tiny",
+    "resnet101_tiny",
+    "resnet110_tiny",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "global_pooling",
+];
+
+/// Errors of [`build_model`].
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The model name is not one of [`MODEL_NAMES`].
+    #[error("unknown model {name:?}; valid models: {}", MODEL_NAMES.join(", "))]
+    Unknown {
+        /// The name that was asked for.
+        name: String,
+    },
+    /// An option was given to a model that does not support it.
+    #[error("model {name:?} does not support {option}")]
+    Unsupported {
+        /// The model name.
+        name: String,
+        /// The option that does not apply.
+        option: &'static str,
+    },
+    /// The number of classes is not positive.
+    #[error("num_classes must be positive, got {0}")]
+    NumClasses(i64),
+}
+
+/// Options of [`build_model`] beyond the name and class count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelOptions {
+    /// Dropout(p = 0.5) before `fc` (ImageNet-style ResNets only; the reference's `resnet101`
+    /// config sets it).
+    pub has_dropout: bool,
+    /// Logits are divided by this (CIFAR, Tiny and text models; the reference uses 1.0).
+    pub temp: f64,
+    /// Embedding width of the text model's input (`global_pooling`; 100 for GloVe).
+    pub embedding_dim: i64,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions {
+            has_dropout: false,
+            temp: 1.0,
+            embedding_dim: 100,
+        }
+    }
+}
+
+/// A built network together with its `state_dict` names in PyTorch order.
+#[derive(Debug)]
+pub struct Model {
+    name: String,
+    net: Box<dyn ModuleT>,
+    state_dict: Vec<String>,
+}
+
+impl Model {
+    /// The name the model was built from.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Full `state_dict` names (parameters and buffers, `num_batches_tracked` included) in the
+    /// order PyTorch lists them; each is the full name of a variable of the [`nn::VarStore`]
+    /// the model was built in (prefixed by the path it was built under, if any).
+    pub fn state_dict_names(&self) -> &[String] {
+        &self.state_dict
+    }
+}
+
+impl ModuleT for Model {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.net.forward_t(xs, train)
+    }
+}
+
+/// Builds the model `name` (one of [`MODEL_NAMES`]) with `num_classes` outputs, registering its
+/// variables under `vs` with the reference's default initialisation.
+pub fn build_model(
+    name: &str,
+    num_classes: i64,
+    vs: &nn::Path,
+    opts: ModelOptions,
+) -> Result<Model, ModelError> {
+    if num_classes <= 0 {
+        return Err(ModelError::NumClasses(num_classes));
+    }
+    let mut order = Order::default();
+    let net: Box<dyn ModuleT> = if name == "global_pooling" {
+        if opts.has_dropout {
+            return Err(ModelError::Unsupported {
+                name: name.into(),
+                option: "has_dropout",
+            });
+        }
+        Box::new(GlobalPoolingCnn::new(
+            vs,
+            &mut order,
+            opts.embedding_dim,
+            num_classes,
+            opts.temp,
+        ))
+    } else {
+        let unknown = || ModelError::Unknown { name: name.into() };
+        let (base, style) = match name.split_once('_') {
+            Some((b, "cifar")) => (b, ResNetStyle::Cifar),
+            Some((b, "tiny")) => (b, ResNetStyle::Tiny),
+            Some(_) => return Err(unknown()),
+            None => (name, ResNetStyle::ImageNet),
+        };
+        let (kind, depths) = match base {
+            "resnet18" => (BlockKind::Basic, [2, 2, 2, 2]),
+            "resnet34" => (BlockKind::Basic, [3, 4, 6, 3]),
+            "resnet50" => (BlockKind::Bottleneck, [3, 4, 6, 3]),
+            "resnet101" => (BlockKind::Bottleneck, [3, 4, 23, 3]),
+            "resnet110" if style != ResNetStyle::ImageNet => (BlockKind::Bottleneck, [3, 4, 26, 3]),
+            "resnet152" if style != ResNetStyle::Tiny => (BlockKind::Bottleneck, [3, 8, 36, 3]),
+            _ => return Err(unknown()),
+        };
+        if opts.has_dropout && style != ResNetStyle::ImageNet {
+            return Err(ModelError::Unsupported {
+                name: name.into(),
+                option: "has_dropout",
+            });
+        }
+        let cfg = ResNetConfig {
+            style,
+            block: kind,
+            depths,
+            num_classes,
+            dropout: opts.has_dropout,
+            temp: opts.temp,
+        };
+        Box::new(ResNet::new(vs, &mut order, &cfg))
+    };
+    Ok(Model {
+        name: name.into(),
+        net,
+        state_dict: order.names,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_name_lists_valid_ones() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let e = build_model("resnet110", 10, &vs.root(), ModelOptions::default()).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("resnet110_cifar") && msg.contains("global_pooling"),
+            "{msg}"
+        );
+        assert!(build_model("resnet50_foo", 10, &vs.root(), ModelOptions::default()).is_err());
+    }
+
+    #[test]
+    fn every_name_builds_and_registers_its_state_dict() {
+        for &name in [
+            "resnet18_cifar",
+            "resnet18_tiny",
+            "resnet18",
+            "global_pooling",
+        ]
+        .iter()
+        {
+            let vs = nn::VarStore::new(tch::Device::Cpu);
+            let m = build_model(name, 7, &vs.root(), ModelOptions::default()).unwrap();
+            let vars = vs.variables();
+            assert_eq!(vars.len(), m.state_dict_names().len(), "{name}");
+            for n in m.state_dict_names() {
+                assert!(vars.contains_key(n), "{name}: {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn resnet_shapes_and_default_init() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let m = build_model("resnet18_cifar", 10, &vs.root(), ModelOptions::default()).unwrap();
+        let x = Tensor::zeros([2, 3, 32, 32], (tch::Kind::Float, tch::Device::Cpu));
+        assert_eq!(m.forward_t(&x, false).size(), [2, 10]);
+        let vars = vs.variables();
+        let w = &vars["layer1.0.conv1.weight"];
+        let bound = 1.0 / (64.0f64 * 9.0).sqrt();
+        assert!(w.abs().max().double_value(&[]) <= bound);
+        assert_eq!(vars["bn1.num_batches_tracked"].kind(), tch::Kind::Int64);
+        let _ = m.forward_t(&x, true);
+        assert_eq!(vars["bn1.num_batches_tracked"].int64_value(&[]), 1);
+    }
+
+    #[test]
+    fn kaiming_fan_out_init_for_tiny_and_imagenet() {
+        for name in ["resnet50_tiny", "resnet50"] {
+            let vs = nn::VarStore::new(tch::Device::Cpu);
+            let _m = build_model(name, 10, &vs.root(), ModelOptions::default()).unwrap();
+            let w = &vs.variables()["layer4.0.conv2.weight"];
+            let want = (2.0 / (9.0 * 512.0f64)).sqrt();
+            let std = w.std(true).double_value(&[]);
+            assert!((std / want - 1.0).abs() < 0.02, "{name}: {std} vs {want}");
+        }
+    }
+
+    #[test]
+    fn dropout_only_for_imagenet_style() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let opts = ModelOptions {
+            has_dropout: true,
+            ..ModelOptions::default()
+        };
+        assert!(build_model("resnet50_cifar", 10, &vs.root(), opts).is_err());
+        assert!(build_model("resnet34", 10, &(vs.root() / "a"), opts).is_ok());
+    }
+}
