@@ -4,6 +4,7 @@
 mod eval;
 mod input;
 mod loss_cmd;
+mod model_cmd;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Evaluate a configured loss (and its gradient) on saved logits and targets (.npy).
     Loss(loss_cmd::LossArgs),
+    /// Show a configured model's parameter count and state dict (names, shapes).
+    Model(model_cmd::ModelArgs),
     /// Show the tensor backend (libtorch) this binary runs on.
     Info,
 }
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Eval(args) => eval::run(args),
         Command::Loss(args) => loss_cmd::run(args),
+        Command::Model(args) => model_cmd::run(args),
         Command::Info => info(),
     };
     match result {

@@ -1,0 +1,104 @@
+//! `mbls model`: show a configured model's layers, parameter count and state dict.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use mbls_config::Config;
+use mbls_engine::models::{ModelOptions, build_model};
+use mbls_engine::tch::{Device, Kind, nn};
+
+/// Arguments of `mbls model`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  mbls model model=resnet50_cifar model.num_classes=100\n  \
+    mbls model model=resnet50_tiny model.num_classes=200 --json"
+)]
+pub struct ModelArgs {
+    /// Configuration overrides, as for training: `model=NAME`, `model.KEY=VALUE`.
+    #[arg(value_name = "OVERRIDE")]
+    pub overrides: Vec<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `mbls model`.
+pub fn run(args: ModelArgs) -> Result<()> {
+    for o in &args.overrides {
+        let key = o.trim_start_matches('+').split('=').next().unwrap_or("");
+        if key != "model" && !key.starts_with("model.") {
+            bail!("`{o}`: mbls model takes model overrides only (model=NAME, model.KEY=VALUE)");
+        }
+    }
+    let cfg = Config::compose_args(&args.overrides)?;
+    let name = cfg.group("model").to_string();
+    let num_classes = cfg.get_i64("model.num_classes")?;
+    let has_dropout = if cfg.contains("model.has_dropout") {
+        cfg.get_bool("model.has_dropout")?
+    } else {
+        false
+    };
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = build_model(
+        &name,
+        num_classes,
+        &vs.root(),
+        ModelOptions {
+            has_dropout,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("model={name}"))?;
+    let vars = vs.variables();
+    let mut entries = Vec::with_capacity(model.state_dict_names().len());
+    let (mut params, mut buffers) = (0i64, 0i64);
+    for n in model.state_dict_names() {
+        let t = vars
+            .get(n)
+            .with_context(|| format!("state-dict entry {n} is not in the variable store"))?;
+        let numel = t.numel() as i64;
+        let trainable = t.requires_grad();
+        if trainable {
+            params += numel;
+        } else {
+            buffers += numel;
+        }
+        entries.push((n.clone(), t.size(), t.kind(), trainable));
+    }
+    if args.json {
+        let sd: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|(n, s, k, tr)| {
+                serde_json::json!({"name": n, "shape": s, "dtype": format!("{k:?}"), "trainable": tr})
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "model": name, "num_classes": num_classes, "has_dropout": has_dropout,
+                "num_parameters": params, "num_buffer_elements": buffers, "state_dict": sd,
+            }))?
+        );
+        return Ok(());
+    }
+    println!("model {name}  classes {num_classes}  dropout {has_dropout}");
+    println!(
+        "parameters {params}  (buffers {buffers} elements, {} state-dict entries)",
+        entries.len()
+    );
+    println!();
+    let width = entries.iter().map(|e| e.0.len()).max().unwrap_or(4);
+    for (n, s, k, tr) in &entries {
+        let kind = if *k == Kind::Float {
+            String::new()
+        } else {
+            format!(" {k:?}")
+        };
+        let line = format!(
+            "{n:<width$}  {:<20}{}{kind}",
+            format!("{s:?}"),
+            if *tr { "" } else { " buffer" }
+        );
+        println!("{}", line.trim_end());
+    }
+    Ok(())
+}
