@@ -1,6 +1,6 @@
 //! `mbls eval`: calibration report for saved logits.
 
-use crate::input::{Loaded, load};
+use crate::input::{DenseSource, Loaded, load, open_dense_stream};
 use crate::report::{f5, table};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -119,9 +119,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if args.bins == 0 {
         bail!("--bins must be at least 1");
     }
+    if let Some(stream) = open_dense_stream(&args.inputs)? {
+        return run_dense(&args, stream);
+    }
     let data = load(&args.inputs, &args.logits_key, &args.labels_key)?;
     if data.is_dense() {
-        return run_dense(&args, data);
+        return run_dense(&args, DenseSource::Memory(data));
     }
     let kind = if args.probs {
         ScoreKind::Probabilities
@@ -399,31 +402,31 @@ fn print_classification(r: &ClassificationReport, args: &EvalArgs) {
     }
 }
 
-fn run_dense(args: &EvalArgs, data: Loaded) -> Result<()> {
+fn run_dense(args: &EvalArgs, mut data: DenseSource) -> Result<()> {
     if args.probs {
         bail!(
             "{}: --probs is not supported for dense (segmentation) inputs; pass logits",
-            data.source
+            data.source()
         );
     }
     if args.temperature.is_some() {
         bail!(
             "{}: --temperature is not supported for dense (segmentation) inputs",
-            data.source
+            data.source()
         );
     }
     if args.bootstrap.is_some() {
         bail!(
             "{}: --bootstrap is not supported for dense (segmentation) inputs",
-            data.source
+            data.source()
         );
     }
     if args.seg_batch == 0 {
         bail!("--seg-batch must be at least 1");
     }
-    let n = data.shape[0];
-    let c = data.classes();
-    let hw: usize = data.shape[2..].iter().product();
+    let n = data.shape()[0];
+    let c = data.shape()[1];
+    let hw: usize = data.shape()[2..].iter().product();
     let ignore = Some(args.ignore_index.unwrap_or(255));
     let mut acc = SegmentationAccumulator::new(
         c,
@@ -438,12 +441,9 @@ fn run_dense(args: &EvalArgs, data: Loaded) -> Result<()> {
     let mut start = 0;
     while start < n {
         let end = (start + args.seg_batch).min(n);
-        acc.update_batch(
-            &data.scores[start * c * hw..end * c * hw],
-            [end - start, c, hw, 1],
-            &data.labels[start * hw..end * hw],
-        )
-        .with_context(|| format!("{}: images {start}..{end}", data.source))?;
+        let (x, y) = data.batch(start, end)?;
+        acc.update_batch(&x, [end - start, c, hw, 1], &y)
+            .with_context(|| format!("{}: images {start}..{end}", data.source()))?;
         start = end;
     }
     let metrics = acc.finish()?;
@@ -458,7 +458,7 @@ fn run_dense(args: &EvalArgs, data: Loaded) -> Result<()> {
     }
     let report = SegmentationReport {
         kind: "segmentation",
-        source: data.source,
+        source: data.source().to_string(),
         ignore_index: ignore,
         batch_size: args.seg_batch,
         metrics,

@@ -1,7 +1,9 @@
 //! Loading logits and labels from `.npz` or `.npy` files, with clear errors.
 
 use anyhow::{Context, Result, bail};
-use mbls_npy::{DType, NpyArray, Npz};
+use mbls_npy::{DType, NpyArray, NpyStream, Npz};
+use std::fs::File;
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 /// Scores and labels loaded from disk.
@@ -59,22 +61,26 @@ pub fn load(paths: &[PathBuf], logits_key: &str, labels_key: &str) -> Result<Loa
     check(scores, labels, source)
 }
 
-fn check(scores: NpyArray, labels: NpyArray, source: String) -> Result<Loaded> {
-    let sdt = scores.dtype();
+/// Checks dtypes and shapes of scores and labels (from headers or arrays).
+fn check_meta(
+    source: &str,
+    sdt: DType,
+    ldt: DType,
+    shape: &[usize],
+    lshape: &[usize],
+) -> Result<()> {
     if !matches!(sdt, DType::F32 | DType::F64) {
         bail!(
             "{source}: logits must be float32 or float64, found {}",
             sdt.name()
         );
     }
-    let ldt = labels.dtype();
     if matches!(ldt, DType::F32 | DType::F64 | DType::Bool) {
         bail!(
             "{source}: labels must be integers (int32/int64 or smaller), found {}",
             ldt.name()
         );
     }
-    let shape = scores.shape.clone();
     if shape.len() < 2 {
         bail!(
             "{source}: logits must be N x C (or N x C x H x W), found shape {:?}",
@@ -90,11 +96,11 @@ fn check(scores: NpyArray, labels: NpyArray, source: String) -> Result<Loaded> {
     let want_labels: Vec<usize> = std::iter::once(shape[0])
         .chain(shape[2..].iter().copied())
         .collect();
-    if labels.shape != want_labels {
+    if lshape != want_labels.as_slice() {
         bail!(
             "{source}: labels have shape {:?} but logits of shape {:?} need labels of shape {:?} \
              (mismatched N or spatial size)",
-            labels.shape,
+            lshape,
             shape,
             want_labels
         );
@@ -102,6 +108,18 @@ fn check(scores: NpyArray, labels: NpyArray, source: String) -> Result<Loaded> {
     if shape[0] == 0 {
         bail!("{source}: no samples (N = 0)");
     }
+    Ok(())
+}
+
+fn check(scores: NpyArray, labels: NpyArray, source: String) -> Result<Loaded> {
+    let shape = scores.shape.clone();
+    check_meta(
+        &source,
+        scores.dtype(),
+        labels.dtype(),
+        &shape,
+        &labels.shape,
+    )?;
     let labels_v = labels
         .to_i64()
         .with_context(|| format!("{source}: labels do not fit in int64"))?;
@@ -114,4 +132,103 @@ fn check(scores: NpyArray, labels: NpyArray, source: String) -> Result<Loaded> {
         shape,
         labels: labels_v,
     })
+}
+
+/// Dense (`N x C x H x W ...`) scores read batch by batch: from two `.npy` files without
+/// loading them whole, or from arrays already in memory (`.npz`).
+pub enum DenseSource {
+    /// Arrays in memory.
+    Memory(Loaded),
+    /// Two `.npy` files read in chunks.
+    Stream {
+        /// Where they came from, for messages.
+        source: String,
+        /// Shape of the logits.
+        shape: Vec<usize>,
+        /// The logits file.
+        logits: NpyStream<BufReader<File>>,
+        /// The labels file.
+        labels: NpyStream<BufReader<File>>,
+    },
+}
+
+impl DenseSource {
+    /// Shape of the logits.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            DenseSource::Memory(l) => &l.shape,
+            DenseSource::Stream { shape, .. } => shape,
+        }
+    }
+
+    /// Where the data comes from.
+    pub fn source(&self) -> &str {
+        match self {
+            DenseSource::Memory(l) => &l.source,
+            DenseSource::Stream { source, .. } => source,
+        }
+    }
+
+    /// Logits and labels of images `start..end` (in order).
+    pub fn batch(&mut self, start: usize, end: usize) -> Result<(Vec<f32>, Vec<i64>)> {
+        let c = self.shape()[1];
+        let hw: usize = self.shape()[2..].iter().product();
+        match self {
+            DenseSource::Memory(l) => Ok((
+                l.scores[start * c * hw..end * c * hw].to_vec(),
+                l.labels[start * hw..end * hw].to_vec(),
+            )),
+            DenseSource::Stream {
+                logits,
+                labels,
+                source,
+                ..
+            } => {
+                let x = NpyArray::new(
+                    vec![(end - start) * c * hw],
+                    logits.read_chunk((end - start) * c * hw)?,
+                )?;
+                let y = NpyArray::new(
+                    vec![(end - start) * hw],
+                    labels.read_chunk((end - start) * hw)?,
+                )?;
+                let y = y
+                    .to_i64()
+                    .with_context(|| format!("{source}: labels do not fit in int64"))?;
+                let x = x
+                    .into_f32()
+                    .map_err(|_| anyhow::anyhow!("{source}: logits are not floating point"))?;
+                Ok((x, y))
+            }
+        }
+    }
+}
+
+/// Opens two `.npy` files as a streamed dense source when the logits are `N x C x ...` with
+/// more than two dimensions; `None` for other inputs (loaded whole instead).
+pub fn open_dense_stream(paths: &[PathBuf]) -> Result<Option<DenseSource>> {
+    let [s, l] = paths else { return Ok(None) };
+    if is_npz(s) || is_npz(l) {
+        return Ok(None);
+    }
+    let logits = NpyStream::open(s)?;
+    if logits.shape().len() <= 2 {
+        return Ok(None);
+    }
+    let labels = NpyStream::open(l)?;
+    let source = format!("{} + {}", s.display(), l.display());
+    let shape = logits.shape().to_vec();
+    check_meta(
+        &source,
+        logits.dtype(),
+        labels.dtype(),
+        &shape,
+        labels.shape(),
+    )?;
+    Ok(Some(DenseSource::Stream {
+        source,
+        shape,
+        logits,
+        labels,
+    }))
 }

@@ -608,7 +608,11 @@ fn read_exact_or_truncated<R: Read>(
     Ok(())
 }
 
-fn read_npy<R: Read>(r: &mut R, file_len: Option<u64>) -> Result<NpyArray, NpyError> {
+/// Reads and checks the header; returns it with the element count and data size in bytes.
+fn read_header<R: Read>(
+    r: &mut R,
+    file_len: Option<u64>,
+) -> Result<(Header, usize, u64), NpyError> {
     let mut pre = [0u8; 8];
     r.read_exact(&mut pre).map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => NpyError::BadMagic,
@@ -661,6 +665,11 @@ fn read_npy<R: Read>(r: &mut R, file_len: Option<u64>) -> Result<NpyArray, NpyEr
             });
         }
     }
+    Ok((h, n, nbytes))
+}
+
+fn read_npy<R: Read>(r: &mut R, file_len: Option<u64>) -> Result<NpyArray, NpyError> {
+    let (h, n, nbytes) = read_header(r, file_len)?;
     let data = read_data(r, h.dtype, h.big_endian, n, nbytes)?;
     let mut arr = NpyArray {
         shape: h.shape,
@@ -776,6 +785,79 @@ fn fortran_to_c(arr: NpyArray) -> NpyArray {
         NpyData::Bool(v) => gather!(v, Bool),
     };
     NpyArray { shape, data }
+}
+
+/// A `.npy` file read in chunks, so that arrays larger than memory can be processed
+/// batch by batch. C-order arrays only (a Fortran-order file is an error here; read it whole
+/// with [`NpyArray::read`]).
+pub struct NpyStream<R: Read> {
+    r: R,
+    dtype: DType,
+    big_endian: bool,
+    shape: Vec<usize>,
+    remaining: usize,
+    context: String,
+}
+
+impl NpyStream<BufReader<File>> {
+    /// Opens a `.npy` file and reads its header; the file size is checked against it.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, NpyError> {
+        let path = path.as_ref();
+        let ctx = path.display().to_string();
+        let file = File::open(path).map_err(|e| NpyError::Io {
+            path: path.to_path_buf(),
+            error: e,
+        })?;
+        let len = file.metadata().map(|m| m.len()).ok();
+        NpyStream::new(BufReader::with_capacity(1 << 20, file), len, ctx)
+    }
+}
+
+impl<R: Read> NpyStream<R> {
+    /// Reads the header from `r`; `file_len`, when known, is checked against it; `context`
+    /// names the source in errors.
+    pub fn new(mut r: R, file_len: Option<u64>, context: String) -> Result<Self, NpyError> {
+        let (h, n, _) = read_header(&mut r, file_len).map_err(|e| e.within(context.clone()))?;
+        if h.fortran && h.shape.len() > 1 {
+            return Err(
+                NpyError::BadHeader("Fortran-order arrays cannot be streamed".into())
+                    .within(context),
+            );
+        }
+        Ok(NpyStream {
+            r,
+            dtype: h.dtype,
+            big_endian: h.big_endian,
+            shape: h.shape,
+            remaining: n,
+            context,
+        })
+    }
+
+    /// The array's shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Elements not read yet.
+    pub fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    /// The next `n` elements (fewer at the end), in C order.
+    pub fn read_chunk(&mut self, n: usize) -> Result<NpyData, NpyError> {
+        let n = n.min(self.remaining);
+        let nbytes = (n * self.dtype.size()) as u64;
+        let data = read_data(&mut self.r, self.dtype, self.big_endian, n, nbytes)
+            .map_err(|e| e.within(self.context.clone()))?;
+        self.remaining -= n;
+        Ok(data)
+    }
 }
 
 /// Reads every array of an `.npz` archive, keyed by name (without the `.npy` suffix).
@@ -980,6 +1062,26 @@ mod tests {
             NpyArray::read_from(&mut b.as_slice()),
             Err(NpyError::UnsupportedDtype(_))
         ));
+    }
+
+    #[test]
+    fn streaming_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.npy");
+        let v: Vec<f64> = (0..10).map(|i| i as f64).collect();
+        NpyArray::from_slice(&[5, 2], &v)
+            .unwrap()
+            .write(&p)
+            .unwrap();
+        let mut st = NpyStream::open(&p).unwrap();
+        assert_eq!(st.shape(), &[5, 2]);
+        assert_eq!(st.read_chunk(4).unwrap(), NpyData::F64(v[..4].to_vec()));
+        assert_eq!(st.read_chunk(100).unwrap(), NpyData::F64(v[4..].to_vec()));
+        assert_eq!(st.remaining(), 0);
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() - 8]).unwrap();
+        let err = NpyStream::open(&p).err().unwrap().to_string();
+        assert!(err.contains("truncated") && err.contains("s.npy"), "{err}");
     }
 
     #[test]
