@@ -1,0 +1,1289 @@
+//! Native reader for PyTorch checkpoint files (`.pth` / `.pt`).
+//!
+//! Since PyTorch 1.6, `torch.save` writes a zip archive laid out as
+//! `<name>/data.pkl` (a pickle describing the object graph),
+//! `<name>/data/<key>` (one raw storage file per tensor storage),
+//! `<name>/version` and, in newer versions, `<name>/byteorder`.
+//! This crate parses that format directly in Rust — no Python, no libtorch.
+//!
+//! The pickle reader implements exactly the opcodes `torch.save` emits
+//! (protocol 2, plus the protocol-4 framing/memo opcodes) and never executes
+//! anything: globals are resolved against an allow-list
+//! (`collections.OrderedDict`, `torch._utils._rebuild_tensor_v2`,
+//! `torch._utils._rebuild_parameter`, the typed storage classes such as
+//! `torch.FloatStorage`, `torch.device`, and a few builtins). Any other
+//! global outside the `torch` namespace (for example `argparse.Namespace`
+//! stored in a checkpoint's `args`) becomes an opaque [`Value::Object`];
+//! an unknown `torch.*` callable (sparse/quantized tensor rebuilders and the
+//! like) is rejected with [`PthError::DisallowedGlobal`], because the tensor it
+//! would produce cannot be decoded faithfully.
+//!
+//! The legacy (pre-1.6, non-zip) serialization format is not supported.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek};
+use std::path::Path;
+
+/// Errors produced while reading a checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum PthError {
+    /// The file could not be opened or read.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The file is not a readable zip archive (legacy pre-1.6 checkpoints land here too).
+    #[error(
+        "not a PyTorch zip checkpoint (legacy pre-1.6 format is unsupported, or the file is truncated/corrupt): {0}"
+    )]
+    NotZip(String),
+    /// The zip archive does not contain a `data.pkl` record.
+    #[error("zip archive has no `data.pkl` record")]
+    MissingDataPkl,
+    /// The pickle stream ended before it was complete.
+    #[error("pickle truncated at byte {offset}: {what}")]
+    Truncated {
+        /// Byte offset in `data.pkl` where more data was needed.
+        offset: usize,
+        /// What was being read.
+        what: &'static str,
+    },
+    /// The pickle contains an opcode this reader does not implement.
+    #[error("unsupported pickle opcode {name} (0x{opcode:02x}) at byte {offset}")]
+    UnknownOpcode {
+        /// Raw opcode byte.
+        opcode: u8,
+        /// Human-readable opcode name (or `"unknown"`).
+        name: &'static str,
+        /// Byte offset in `data.pkl`.
+        offset: usize,
+    },
+    /// The pickle references a global that is not allowed in this position.
+    #[error("disallowed pickle global `{0}`")]
+    DisallowedGlobal(String),
+    /// A storage referenced by the pickle is absent from the archive.
+    #[error("storage file `{0}` missing from archive")]
+    StorageMissing(String),
+    /// A storage file is shorter than the tensors referencing it require.
+    #[error("storage `{key}` too short: need {needed} bytes, file has {actual}")]
+    StorageTooShort {
+        /// Storage key (file name under `data/`).
+        key: String,
+        /// Bytes required.
+        needed: usize,
+        /// Bytes present.
+        actual: usize,
+    },
+    /// The pickle is structurally invalid (bad stack/memo use, wrong argument types, ...).
+    #[error("malformed pickle: {0}")]
+    Malformed(String),
+    /// [`load_state_dict`] could not locate a dictionary of tensors.
+    #[error("no state dict found: {0}")]
+    NoStateDict(String),
+}
+
+/// Element type of a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// `torch.float32`
+    F32,
+    /// `torch.float64`
+    F64,
+    /// `torch.float16`
+    F16,
+    /// `torch.bfloat16`
+    BF16,
+    /// `torch.int64`
+    I64,
+    /// `torch.int32`
+    I32,
+    /// `torch.int16`
+    I16,
+    /// `torch.int8`
+    I8,
+    /// `torch.uint8`
+    U8,
+    /// `torch.bool` (one byte per element, 0 or 1)
+    Bool,
+}
+
+impl DType {
+    /// Size of one element in bytes.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F64 | DType::I64 => 8,
+            DType::F32 | DType::I32 => 4,
+            DType::F16 | DType::BF16 | DType::I16 => 2,
+            DType::I8 | DType::U8 | DType::Bool => 1,
+        }
+    }
+
+    /// PyTorch's name for the dtype, e.g. `"float32"`.
+    pub fn torch_name(self) -> &'static str {
+        match self {
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+            DType::F16 => "float16",
+            DType::BF16 => "bfloat16",
+            DType::I64 => "int64",
+            DType::I32 => "int32",
+            DType::I16 => "int16",
+            DType::I8 => "int8",
+            DType::U8 => "uint8",
+            DType::Bool => "bool",
+        }
+    }
+
+    /// Maps a storage class name (`"FloatStorage"`, ...) to its dtype.
+    fn from_storage_name(name: &str) -> Option<DType> {
+        Some(match name {
+            "FloatStorage" => DType::F32,
+            "DoubleStorage" => DType::F64,
+            "HalfStorage" => DType::F16,
+            "BFloat16Storage" => DType::BF16,
+            "LongStorage" => DType::I64,
+            "IntStorage" => DType::I32,
+            "ShortStorage" => DType::I16,
+            "CharStorage" => DType::I8,
+            "ByteStorage" => DType::U8,
+            "BoolStorage" => DType::Bool,
+            _ => return None,
+        })
+    }
+}
+
+/// A decoded tensor: contiguous, little-endian, C (row-major) order.
+///
+/// Storage offset and strides of the saved tensor have already been applied,
+/// so views (transposes, slices) come out as their own dense copy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorData {
+    /// Element type.
+    pub dtype: DType,
+    /// Shape (empty for a scalar).
+    pub shape: Vec<usize>,
+    /// Raw element bytes, `numel() * dtype.size()` long.
+    pub data: Vec<u8>,
+}
+
+impl TensorData {
+    /// Number of elements (product of the shape; 1 for a scalar).
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Values as `f32` for floating dtypes (f32, f64, f16, bf16); `None` otherwise.
+    /// f64 values are rounded to the nearest f32.
+    pub fn to_f32(&self) -> Option<Vec<f32>> {
+        let d = &self.data;
+        Some(match self.dtype {
+            DType::F32 => d
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            DType::F64 => d
+                .chunks_exact(8)
+                .map(|c| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(c);
+                    f64::from_le_bytes(b) as f32
+                })
+                .collect(),
+            DType::F16 => d
+                .chunks_exact(2)
+                .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+            DType::BF16 => d
+                .chunks_exact(2)
+                .map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16))
+                .collect(),
+            _ => return None,
+        })
+    }
+
+    /// Values as `f64` for floating dtypes (exact for all of them); `None` otherwise.
+    pub fn to_f64(&self) -> Option<Vec<f64>> {
+        if self.dtype == DType::F64 {
+            return Some(
+                self.data
+                    .chunks_exact(8)
+                    .map(|c| {
+                        let mut b = [0u8; 8];
+                        b.copy_from_slice(c);
+                        f64::from_le_bytes(b)
+                    })
+                    .collect(),
+            );
+        }
+        self.to_f32()
+            .map(|v| v.into_iter().map(f64::from).collect())
+    }
+
+    /// Values as `i64` for integer and bool dtypes; `None` for floating dtypes.
+    pub fn to_i64(&self) -> Option<Vec<i64>> {
+        let d = &self.data;
+        Some(match self.dtype {
+            DType::I64 => d
+                .chunks_exact(8)
+                .map(|c| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(c);
+                    i64::from_le_bytes(b)
+                })
+                .collect(),
+            DType::I32 => d
+                .chunks_exact(4)
+                .map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect(),
+            DType::I16 => d
+                .chunks_exact(2)
+                .map(|c| i64::from(i16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+            DType::I8 => d.iter().map(|&b| i64::from(b as i8)).collect(),
+            DType::U8 | DType::Bool => d.iter().map(|&b| i64::from(b)).collect(),
+            _ => return None,
+        })
+    }
+}
+
+/// Converts IEEE half-precision bits to `f32` (exact).
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let mant = u32::from(h & 0x3ff);
+    let bits = if exp == 0 {
+        if mant == 0 {
+            sign
+        } else {
+            // Subnormal: value = mant * 2^-24, exactly representable in f32.
+            let v = mant as f32 * (1.0 / 16_777_216.0);
+            return if sign != 0 { -v } else { v };
+        }
+    } else if exp == 0x1f {
+        sign | 0x7f80_0000 | (mant << 13)
+    } else {
+        sign | ((exp + 112) << 23) | (mant << 13)
+    };
+    f32::from_bits(bits)
+}
+
+/// A decoded pickle value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Python `None`.
+    None,
+    /// Python `bool`.
+    Bool(bool),
+    /// Python `int` (must fit in 64 bits).
+    Int(i64),
+    /// Python `float`.
+    Float(f64),
+    /// Python `str`; also used for `torch.device` (e.g. `"cpu"`, `"cuda:0"`).
+    Str(String),
+    /// Python `list` (also `set`/`frozenset`).
+    List(Vec<Value>),
+    /// Python `tuple`.
+    Tuple(Vec<Value>),
+    /// Python `dict` / `OrderedDict`, insertion order preserved.
+    Dict(Vec<(Value, Value)>),
+    /// A tensor (or `nn.Parameter`).
+    Tensor(TensorData),
+    /// An object of an unsupported class, identified by `module.name`.
+    Object(String),
+}
+
+impl Value {
+    /// Looks up a string key in a [`Value::Dict`].
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Dict(items) => items.iter().find_map(|(k, v)| match k {
+                Value::Str(s) if s == key => Some(v),
+                _ => None,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Loads a checkpoint file and returns its full decoded object graph.
+pub fn load(path: impl AsRef<Path>) -> Result<Value, PthError> {
+    load_reader(File::open(path)?)
+}
+
+/// Like [`load`], reading the zip archive from any seekable reader.
+pub fn load_reader<R: Read + Seek>(reader: R) -> Result<Value, PthError> {
+    let mut zip = zip::ZipArchive::new(reader).map_err(|e| PthError::NotZip(e.to_string()))?;
+    let pkl_name = zip
+        .file_names()
+        .filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
+        .min_by_key(|n| n.matches('/').count())
+        .map(str::to_owned)
+        .ok_or(PthError::MissingDataPkl)?;
+    let prefix = pkl_name[..pkl_name.len() - "data.pkl".len()].to_owned();
+    let pkl = read_entry(&mut zip, &pkl_name)?.ok_or(PthError::MissingDataPkl)?;
+    let big_endian = match read_entry(&mut zip, &format!("{prefix}byteorder"))? {
+        Some(b) => match b.as_slice() {
+            b"little" => false,
+            b"big" => true,
+            other => {
+                return Err(PthError::Malformed(format!(
+                    "unknown byteorder record {:?}",
+                    String::from_utf8_lossy(other)
+                )));
+            }
+        },
+        None => false,
+    };
+    let mut loader = StorageLoader {
+        zip: &mut zip,
+        prefix,
+        cache: HashMap::new(),
+        big_endian,
+    };
+    let mut up = Unpickler::new(&pkl, &mut loader);
+    let root = up.run()?;
+    up.to_value(root, 0)
+}
+
+fn read_entry<R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    name: &str,
+) -> Result<Option<Vec<u8>>, PthError> {
+    let mut f = match zip.by_name(name) {
+        Ok(f) => f,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(PthError::NotZip(e.to_string())),
+    };
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)
+        .map_err(|e| PthError::NotZip(format!("reading `{name}`: {e}")))?;
+    Ok(Some(buf))
+}
+
+/// Loads a checkpoint and extracts its model state dict as `(name, tensor)`
+/// pairs in file order.
+///
+/// The state dict is located the way the reference `load_checkpoint` does:
+/// the top-level dict itself if all its values are tensors, otherwise its
+/// `"state_dict"` entry (unwrapped up to two levels deep), otherwise its
+/// `"model"` entry. A leading `"module."` (from `nn.DataParallel`) is stripped
+/// from each key. Unlike the reference, which drops the first 7 characters of
+/// any key that merely *contains* `"module"`, only a true prefix is removed, so
+/// e.g. `"submodule.weight"` is kept intact.
+pub fn load_state_dict(path: impl AsRef<Path>) -> Result<Vec<(String, TensorData)>, PthError> {
+    state_dict_from_value(load(path)?)
+}
+
+/// Extracts the state dict from an already loaded checkpoint (see [`load_state_dict`]).
+pub fn state_dict_from_value(value: Value) -> Result<Vec<(String, TensorData)>, PthError> {
+    let sd = find_state_dict(value, 0)?;
+    Ok(sd
+        .into_iter()
+        .map(|(k, t)| match k.strip_prefix("module.") {
+            Some(rest) => (rest.to_owned(), t),
+            None => (k, t),
+        })
+        .collect())
+}
+
+fn as_tensor_dict(items: &[(Value, Value)]) -> bool {
+    !items.is_empty()
+        && items
+            .iter()
+            .all(|(k, v)| matches!(k, Value::Str(_)) && matches!(v, Value::Tensor(_)))
+}
+
+fn find_state_dict(value: Value, depth: usize) -> Result<Vec<(String, TensorData)>, PthError> {
+    let Value::Dict(items) = value else {
+        return Err(PthError::NoStateDict(
+            "checkpoint is not a dictionary".into(),
+        ));
+    };
+    if as_tensor_dict(&items) {
+        return Ok(items
+            .into_iter()
+            .filter_map(|(k, v)| match (k, v) {
+                (Value::Str(k), Value::Tensor(t)) => Some((k, t)),
+                _ => None,
+            })
+            .collect());
+    }
+    let take = |items: Vec<(Value, Value)>, key: &str| {
+        items
+            .into_iter()
+            .find_map(|(k, v)| matches!(&k, Value::Str(s) if s == key).then_some(v))
+    };
+    let has = |key: &str| {
+        items
+            .iter()
+            .any(|(k, _)| matches!(k, Value::Str(s) if s == key))
+    };
+    if depth < 2 && has("state_dict") {
+        if let Some(inner) = take(items, "state_dict") {
+            return find_state_dict(inner, depth + 1);
+        }
+    } else if depth < 2 && has("model") {
+        if let Some(inner) = take(items, "model") {
+            return find_state_dict(inner, depth + 1);
+        }
+    }
+    Err(PthError::NoStateDict(
+        "no dict of tensors at the top level or under \"state_dict\"/\"model\"".into(),
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// Storage access
+// ---------------------------------------------------------------------------
+
+struct StorageLoader<'a, R: Read + Seek> {
+    zip: &'a mut zip::ZipArchive<R>,
+    prefix: String,
+    cache: HashMap<String, Vec<u8>>,
+    big_endian: bool,
+}
+
+trait Storages {
+    fn get(&mut self, key: &str) -> Result<&[u8], PthError>;
+    fn big_endian(&self) -> bool;
+}
+
+impl<R: Read + Seek> Storages for StorageLoader<'_, R> {
+    fn get(&mut self, key: &str) -> Result<&[u8], PthError> {
+        if !self.cache.contains_key(key) {
+            let name = format!("{}data/{}", self.prefix, key);
+            let bytes = read_entry(self.zip, &name)?.ok_or(PthError::StorageMissing(name))?;
+            self.cache.insert(key.to_owned(), bytes);
+        }
+        Ok(self.cache.get(key).map(Vec::as_slice).unwrap_or(&[]))
+    }
+
+    fn big_endian(&self) -> bool {
+        self.big_endian
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Pickle machine
+// ---------------------------------------------------------------------------
+
+/// Index of an object in the unpickler's arena.
+type Id = usize;
+
+/// What a resolved global refers to.
+#[derive(Debug, Clone, PartialEq)]
+enum Global {
+    OrderedDict,
+    RebuildTensorV2,
+    RebuildParameter,
+    Storage(DType),
+    Device,
+    /// `builtins.set` / `frozenset` / `list`.
+    ListLike,
+    /// `builtins.tuple`.
+    TupleLike,
+    /// `builtins.dict`.
+    DictLike,
+    /// `copyreg._reconstructor` (object.__reduce_ex__ with protocol < 2).
+    Reconstructor,
+    /// Any other non-`torch` global: yields opaque objects.
+    Opaque(String),
+    /// A `torch.*` global outside the allow-list: an error if called or used as storage.
+    Forbidden(String),
+}
+
+#[derive(Debug, Clone)]
+enum Obj {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    List(Vec<Id>),
+    Tuple(Vec<Id>),
+    Dict(Vec<(Id, Id)>),
+    Tensor(TensorData),
+    Object(String),
+    Global(Global),
+    Storage { dtype: DType, key: String },
+}
+
+const MAX_DEPTH: usize = 256;
+
+struct Unpickler<'a, S: Storages> {
+    data: &'a [u8],
+    pos: usize,
+    arena: Vec<Obj>,
+    stack: Vec<Id>,
+    marks: Vec<usize>,
+    memo: HashMap<u32, Id>,
+    storages: &'a mut S,
+}
+
+fn op_name(op: u8) -> &'static str {
+    match op {
+        b'B' => "BINBYTES",
+        b'C' => "SHORT_BINBYTES",
+        0x8e => "BINBYTES8",
+        0x96 => "BYTEARRAY8",
+        b'I' => "INT",
+        b'L' => "LONG",
+        0x8b => "LONG4",
+        b'F' => "FLOAT",
+        b'S' => "STRING",
+        b'T' => "BINSTRING",
+        b'U' => "SHORT_BINSTRING",
+        b'V' => "UNICODE",
+        b'P' => "PERSID",
+        b'p' => "PUT",
+        b'g' => "GET",
+        b'i' => "INST",
+        b'o' => "OBJ",
+        b'l' => "LIST",
+        b'd' => "DICT",
+        b'0' => "POP",
+        b'1' => "POP_MARK",
+        b'2' => "DUP",
+        0x82 => "EXT1",
+        0x83 => "EXT2",
+        0x84 => "EXT4",
+        0x8f => "EMPTY_SET",
+        0x90 => "ADDITEMS",
+        0x91 => "FROZENSET",
+        0x92 => "NEWOBJ_EX",
+        0x97 => "NEXT_BUFFER",
+        0x98 => "READONLY_BUFFER",
+        _ => "unknown",
+    }
+}
+
+impl<'a, S: Storages> Unpickler<'a, S> {
+    fn new(data: &'a [u8], storages: &'a mut S) -> Self {
+        Unpickler {
+            data,
+            pos: 0,
+            arena: Vec::new(),
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: HashMap::new(),
+            storages,
+        }
+    }
+
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], PthError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.data.len())
+            .ok_or(PthError::Truncated {
+                offset: self.pos,
+                what,
+            })?;
+        let s = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u8(&mut self, what: &'static str) -> Result<u8, PthError> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    fn u32(&mut self, what: &'static str) -> Result<u32, PthError> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self, what: &'static str) -> Result<u64, PthError> {
+        let b = self.take(8, what)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn line(&mut self, what: &'static str) -> Result<String, PthError> {
+        let rest = &self.data[self.pos..];
+        let n = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or(PthError::Truncated {
+                offset: self.pos,
+                what,
+            })?;
+        let s = std::str::from_utf8(&rest[..n])
+            .map_err(|_| PthError::Malformed(format!("{what} is not UTF-8")))?
+            .to_owned();
+        self.pos += n + 1;
+        Ok(s)
+    }
+
+    fn utf8(&mut self, n: u64) -> Result<(), PthError> {
+        let n = usize::try_from(n).map_err(|_| PthError::Truncated {
+            offset: self.pos,
+            what: "string",
+        })?;
+        let b = self.take(n, "string")?;
+        let s = std::str::from_utf8(b)
+            .map_err(|_| PthError::Malformed("string is not valid UTF-8".into()))?;
+        self.push(Obj::Str(s.to_owned()));
+        Ok(())
+    }
+
+    fn push(&mut self, o: Obj) {
+        self.arena.push(o);
+        self.stack.push(self.arena.len() - 1);
+    }
+
+    fn pop(&mut self) -> Result<Id, PthError> {
+        let floor = self.marks.last().copied().unwrap_or(0);
+        if self.stack.len() <= floor {
+            return Err(PthError::Malformed("stack underflow".into()));
+        }
+        self.stack
+            .pop()
+            .ok_or_else(|| PthError::Malformed("stack underflow".into()))
+    }
+
+    fn top(&self) -> Result<Id, PthError> {
+        let floor = self.marks.last().copied().unwrap_or(0);
+        if self.stack.len() <= floor {
+            return Err(PthError::Malformed("stack underflow".into()));
+        }
+        self.stack
+            .last()
+            .copied()
+            .ok_or_else(|| PthError::Malformed("stack underflow".into()))
+    }
+
+    fn pop_mark(&mut self) -> Result<Vec<Id>, PthError> {
+        let m = self
+            .marks
+            .pop()
+            .ok_or_else(|| PthError::Malformed("no MARK on stack".into()))?;
+        Ok(self.stack.split_off(m))
+    }
+
+    fn memo_put(&mut self, idx: u32) -> Result<(), PthError> {
+        let id = self.top()?;
+        self.memo.insert(idx, id);
+        Ok(())
+    }
+
+    fn memo_get(&mut self, idx: u32) -> Result<(), PthError> {
+        let id = *self
+            .memo
+            .get(&idx)
+            .ok_or_else(|| PthError::Malformed(format!("memo key {idx} not found")))?;
+        self.stack.push(id);
+        Ok(())
+    }
+
+    fn tuple(&mut self, items: Vec<Id>) {
+        self.push(Obj::Tuple(items));
+    }
+
+    fn resolve_global(module: &str, name: &str) -> Result<Global, PthError> {
+        let full = format!("{module}.{name}");
+        let g = match (module, name) {
+            ("collections", "OrderedDict") => Global::OrderedDict,
+            ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensorV2,
+            ("torch._utils", "_rebuild_parameter")
+            | ("torch._utils", "_rebuild_parameter_with_state") => Global::RebuildParameter,
+            ("torch", "device") => Global::Device,
+            ("builtins" | "__builtin__", "set" | "frozenset" | "list") => Global::ListLike,
+            ("builtins" | "__builtin__", "tuple") => Global::TupleLike,
+            ("builtins" | "__builtin__", "dict") => Global::DictLike,
+            ("copyreg" | "copy_reg", "_reconstructor") => Global::Reconstructor,
+            ("torch", n) if DType::from_storage_name(n).is_some() => {
+                Global::Storage(DType::from_storage_name(n).unwrap_or(DType::U8))
+            }
+            (
+                "os" | "posix" | "nt" | "subprocess" | "sys" | "runpy" | "importlib" | "shutil"
+                | "socket",
+                _,
+            )
+            | (
+                "builtins" | "__builtin__",
+                "eval" | "exec" | "compile" | "__import__" | "getattr" | "setattr" | "open"
+                | "globals" | "locals" | "breakpoint" | "input",
+            ) => return Err(PthError::DisallowedGlobal(full)),
+            (m, _) if m == "torch" || m.starts_with("torch.") => Global::Forbidden(full),
+            _ => Global::Opaque(full),
+        };
+        Ok(g)
+    }
+
+    fn run(&mut self) -> Result<Id, PthError> {
+        loop {
+            let offset = self.pos;
+            let op = self.u8("opcode")?;
+            match op {
+                0x80 => {
+                    let p = self.u8("protocol")?;
+                    if p > 5 {
+                        return Err(PthError::Malformed(format!(
+                            "unsupported pickle protocol {p}"
+                        )));
+                    }
+                }
+                0x95 => {
+                    self.u64("frame length")?;
+                }
+                b'}' => self.push(Obj::Dict(Vec::new())),
+                b']' => self.push(Obj::List(Vec::new())),
+                b')' => self.tuple(Vec::new()),
+                b'(' => self.marks.push(self.stack.len()),
+                b'X' => {
+                    let n = self.u32("string length")?;
+                    self.utf8(u64::from(n))?;
+                }
+                0x8c => {
+                    let n = self.u8("string length")?;
+                    self.utf8(u64::from(n))?;
+                }
+                0x8d => {
+                    let n = self.u64("string length")?;
+                    self.utf8(n)?;
+                }
+                b'J' => {
+                    let v = self.u32("int")? as i32;
+                    self.push(Obj::Int(i64::from(v)));
+                }
+                b'K' => {
+                    let v = self.u8("int")?;
+                    self.push(Obj::Int(i64::from(v)));
+                }
+                b'M' => {
+                    let b = self.take(2, "int")?;
+                    self.push(Obj::Int(i64::from(u16::from_le_bytes([b[0], b[1]]))));
+                }
+                0x8a => {
+                    let n = usize::from(self.u8("long length")?);
+                    let b = self.take(n, "long")?;
+                    let v = decode_long(b).ok_or_else(|| {
+                        PthError::Malformed("integer does not fit in 64 bits".into())
+                    })?;
+                    self.push(Obj::Int(v));
+                }
+                b'G' => {
+                    let b = self.take(8, "float")?;
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(b);
+                    self.push(Obj::Float(f64::from_be_bytes(a)));
+                }
+                0x88 => self.push(Obj::Bool(true)),
+                0x89 => self.push(Obj::Bool(false)),
+                b'N' => self.push(Obj::None),
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.tuple(items);
+                }
+                0x85 => {
+                    let a = self.pop()?;
+                    self.tuple(vec![a]);
+                }
+                0x86 => {
+                    let b = self.pop()?;
+                    let a = self.pop()?;
+                    self.tuple(vec![a, b]);
+                }
+                0x87 => {
+                    let c = self.pop()?;
+                    let b = self.pop()?;
+                    let a = self.pop()?;
+                    self.tuple(vec![a, b, c]);
+                }
+                b'c' => {
+                    let module = self.line("GLOBAL module")?;
+                    let name = self.line("GLOBAL name")?;
+                    let g = Self::resolve_global(&module, &name)?;
+                    self.push(Obj::Global(g));
+                }
+                0x93 => {
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    let (Obj::Str(m), Obj::Str(n)) = (&self.arena[module], &self.arena[name])
+                    else {
+                        return Err(PthError::Malformed("STACK_GLOBAL needs two strings".into()));
+                    };
+                    let g = Self::resolve_global(m, n)?;
+                    self.push(Obj::Global(g));
+                }
+                b'R' => {
+                    let args = self.pop()?;
+                    let func = self.pop()?;
+                    let o = self.call(func, args)?;
+                    self.push(o);
+                }
+                0x81 => {
+                    let args = self.pop()?;
+                    let cls = self.pop()?;
+                    let o = self.call(cls, args)?;
+                    self.push(o);
+                }
+                b'b' => {
+                    // State is applied to opaque objects / dicts as attributes,
+                    // which this reader does not model: drop it.
+                    self.pop()?;
+                    self.top()?;
+                }
+                b's' => {
+                    let v = self.pop()?;
+                    let k = self.pop()?;
+                    let d = self.top()?;
+                    self.set_items(d, vec![k, v])?;
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    let d = self.top()?;
+                    self.set_items(d, items)?;
+                }
+                b'a' => {
+                    let v = self.pop()?;
+                    let l = self.top()?;
+                    self.append(l, vec![v])?;
+                }
+                b'e' => {
+                    let items = self.pop_mark()?;
+                    let l = self.top()?;
+                    self.append(l, items)?;
+                }
+                b'q' => {
+                    let i = self.u8("memo index")?;
+                    self.memo_put(u32::from(i))?;
+                }
+                b'r' => {
+                    let i = self.u32("memo index")?;
+                    self.memo_put(i)?;
+                }
+                0x94 => {
+                    let i = u32::try_from(self.memo.len())
+                        .map_err(|_| PthError::Malformed("memo too large".into()))?;
+                    self.memo_put(i)?;
+                }
+                b'h' => {
+                    let i = self.u8("memo index")?;
+                    self.memo_get(u32::from(i))?;
+                }
+                b'j' => {
+                    let i = self.u32("memo index")?;
+                    self.memo_get(i)?;
+                }
+                b'Q' => {
+                    let pid = self.pop()?;
+                    let o = self.persistent_load(pid)?;
+                    self.push(o);
+                }
+                b'.' => {
+                    let root = self.pop()?;
+                    return Ok(root);
+                }
+                _ => {
+                    return Err(PthError::UnknownOpcode {
+                        opcode: op,
+                        name: op_name(op),
+                        offset,
+                    });
+                }
+            }
+        }
+    }
+
+    fn set_items(&mut self, d: Id, items: Vec<Id>) -> Result<(), PthError> {
+        if items.len() % 2 != 0 {
+            return Err(PthError::Malformed("odd number of SETITEMS entries".into()));
+        }
+        match &mut self.arena[d] {
+            Obj::Dict(v) => {
+                v.extend(items.chunks_exact(2).map(|c| (c[0], c[1])));
+                Ok(())
+            }
+            // Items set on an opaque object are dropped along with it.
+            Obj::Object(_) => Ok(()),
+            _ => Err(PthError::Malformed("SETITEM on a non-dict".into())),
+        }
+    }
+
+    fn append(&mut self, l: Id, items: Vec<Id>) -> Result<(), PthError> {
+        match &mut self.arena[l] {
+            Obj::List(v) => {
+                v.extend(items);
+                Ok(())
+            }
+            Obj::Object(_) => Ok(()),
+            _ => Err(PthError::Malformed("APPEND on a non-list".into())),
+        }
+    }
+
+    fn tuple_items(&self, id: Id, what: &str) -> Result<Vec<Id>, PthError> {
+        match &self.arena[id] {
+            Obj::Tuple(v) => Ok(v.clone()),
+            _ => Err(PthError::Malformed(format!("{what}: expected a tuple"))),
+        }
+    }
+
+    fn int(&self, id: Id, what: &str) -> Result<i64, PthError> {
+        match &self.arena[id] {
+            Obj::Int(v) => Ok(*v),
+            Obj::Bool(b) => Ok(i64::from(*b)),
+            _ => Err(PthError::Malformed(format!("{what}: expected an int"))),
+        }
+    }
+
+    fn usize_tuple(&self, id: Id, what: &str) -> Result<Vec<usize>, PthError> {
+        let ids = match &self.arena[id] {
+            Obj::Tuple(v) | Obj::List(v) => v.clone(),
+            _ => return Err(PthError::Malformed(format!("{what}: expected a tuple"))),
+        };
+        ids.into_iter()
+            .map(|i| {
+                let v = self.int(i, what)?;
+                usize::try_from(v)
+                    .map_err(|_| PthError::Malformed(format!("{what}: negative value {v}")))
+            })
+            .collect()
+    }
+
+    fn persistent_load(&mut self, pid: Id) -> Result<Obj, PthError> {
+        let items = self.tuple_items(pid, "persistent id")?;
+        if items.len() < 3 {
+            return Err(PthError::Malformed("persistent id tuple too short".into()));
+        }
+        match &self.arena[items[0]] {
+            Obj::Str(s) if s == "storage" => {}
+            _ => {
+                return Err(PthError::Malformed(
+                    "persistent id is not a ('storage', ...) tuple".into(),
+                ));
+            }
+        }
+        let dtype = match &self.arena[items[1]] {
+            Obj::Global(Global::Storage(d)) => *d,
+            Obj::Global(Global::Forbidden(n) | Global::Opaque(n)) => {
+                return Err(PthError::DisallowedGlobal(format!("{n} (as storage type)")));
+            }
+            _ => return Err(PthError::Malformed("persistent id storage type".into())),
+        };
+        let key = match &self.arena[items[2]] {
+            Obj::Str(s) => s.clone(),
+            _ => return Err(PthError::Malformed("storage key is not a string".into())),
+        };
+        if key.contains('/') || key.contains('\\') || key.contains("..") {
+            return Err(PthError::Malformed(format!(
+                "suspicious storage key {key:?}"
+            )));
+        }
+        Ok(Obj::Storage { dtype, key })
+    }
+
+    fn call(&mut self, func: Id, args: Id) -> Result<Obj, PthError> {
+        let g = match &self.arena[func] {
+            Obj::Global(g) => g.clone(),
+            Obj::Object(n) => return Ok(Obj::Object(n.clone())),
+            _ => return Err(PthError::Malformed("REDUCE on a non-callable".into())),
+        };
+        let args = self.tuple_items(args, "call arguments")?;
+        match g {
+            Global::OrderedDict | Global::DictLike => {
+                let mut items = Vec::new();
+                if let Some(&a) = args.first() {
+                    let pairs = match &self.arena[a] {
+                        Obj::List(v) | Obj::Tuple(v) => v.clone(),
+                        Obj::Dict(v) => return Ok(Obj::Dict(v.clone())),
+                        _ => return Err(PthError::Malformed("dict(): bad argument".into())),
+                    };
+                    for p in pairs {
+                        let kv = self.tuple_items(p, "dict item")?;
+                        if kv.len() != 2 {
+                            return Err(PthError::Malformed("dict item is not a pair".into()));
+                        }
+                        items.push((kv[0], kv[1]));
+                    }
+                }
+                Ok(Obj::Dict(items))
+            }
+            Global::ListLike | Global::TupleLike => {
+                let items = match args.first().map(|&a| &self.arena[a]) {
+                    None => Vec::new(),
+                    Some(Obj::List(v) | Obj::Tuple(v)) => v.clone(),
+                    Some(_) => return Err(PthError::Malformed("list(): bad argument".into())),
+                };
+                Ok(if g == Global::TupleLike {
+                    Obj::Tuple(items)
+                } else {
+                    Obj::List(items)
+                })
+            }
+            Global::RebuildTensorV2 => self.rebuild_tensor(&args).map(Obj::Tensor),
+            Global::RebuildParameter => {
+                let a = *args
+                    .first()
+                    .ok_or_else(|| PthError::Malformed("_rebuild_parameter: no data".into()))?;
+                match &self.arena[a] {
+                    Obj::Tensor(t) => Ok(Obj::Tensor(t.clone())),
+                    _ => Err(PthError::Malformed(
+                        "_rebuild_parameter: data is not a tensor".into(),
+                    )),
+                }
+            }
+            Global::Device => {
+                let mut s = match args.first().map(|&a| &self.arena[a]) {
+                    Some(Obj::Str(s)) => s.clone(),
+                    _ => return Err(PthError::Malformed("torch.device: bad argument".into())),
+                };
+                if let Some(&i) = args.get(1) {
+                    if let Obj::Int(i) = self.arena[i] {
+                        s = format!("{s}:{i}");
+                    }
+                }
+                Ok(Obj::Str(s))
+            }
+            Global::Reconstructor => match args.first().map(|&a| &self.arena[a]) {
+                Some(Obj::Global(Global::Opaque(n))) => Ok(Obj::Object(n.clone())),
+                _ => Ok(Obj::Object("copyreg._reconstructor".into())),
+            },
+            Global::Opaque(n) => Ok(Obj::Object(n)),
+            Global::Storage(d) => Err(PthError::DisallowedGlobal(format!(
+                "torch.{} (called directly)",
+                d.torch_name()
+            ))),
+            Global::Forbidden(n) => Err(PthError::DisallowedGlobal(n)),
+        }
+    }
+
+    fn rebuild_tensor(&mut self, args: &[Id]) -> Result<TensorData, PthError> {
+        if args.len() < 6 {
+            return Err(PthError::Malformed(format!(
+                "_rebuild_tensor_v2 expects at least 6 arguments, got {}",
+                args.len()
+            )));
+        }
+        let (dtype, key) = match &self.arena[args[0]] {
+            Obj::Storage { dtype, key } => (*dtype, key.clone()),
+            _ => {
+                return Err(PthError::Malformed(
+                    "_rebuild_tensor_v2: first argument is not a storage".into(),
+                ));
+            }
+        };
+        let offset = usize::try_from(self.int(args[1], "storage offset")?)
+            .map_err(|_| PthError::Malformed("negative storage offset".into()))?;
+        let shape = self.usize_tuple(args[2], "tensor size")?;
+        let stride = self.usize_tuple(args[3], "tensor stride")?;
+        if shape.len() != stride.len() {
+            return Err(PthError::Malformed("size and stride lengths differ".into()));
+        }
+        let es = dtype.size();
+        let overflow = || PthError::Malformed("tensor size overflows".into());
+        let numel = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(overflow)?;
+        let out_len = numel.checked_mul(es).ok_or_else(overflow)?;
+        let big_endian = self.storages.big_endian();
+        let storage = self.storages.get(&key)?;
+        if numel == 0 {
+            return Ok(TensorData {
+                dtype,
+                shape,
+                data: Vec::new(),
+            });
+        }
+        // Highest element index touched, to bounds-check the storage once.
+        let mut max_idx = offset;
+        for (&d, &s) in shape.iter().zip(&stride) {
+            max_idx = (d - 1)
+                .checked_mul(s)
+                .and_then(|x| x.checked_add(max_idx))
+                .ok_or_else(overflow)?;
+        }
+        let needed = max_idx
+            .checked_add(1)
+            .and_then(|x| x.checked_mul(es))
+            .ok_or_else(overflow)?;
+        if storage.len() < needed {
+            return Err(PthError::StorageTooShort {
+                key,
+                needed,
+                actual: storage.len(),
+            });
+        }
+        let mut data = Vec::new();
+        data.try_reserve_exact(out_len)
+            .map_err(|_| PthError::Malformed(format!("cannot allocate {out_len} bytes")))?;
+        let contiguous = {
+            let mut expect = 1usize;
+            let mut ok = true;
+            for (&d, &s) in shape.iter().zip(&stride).rev() {
+                if d != 1 && s != expect {
+                    ok = false;
+                    break;
+                }
+                expect = expect.saturating_mul(d);
+            }
+            ok
+        };
+        if contiguous {
+            data.extend_from_slice(&storage[offset * es..offset * es + out_len]);
+        } else {
+            let mut idx = vec![0usize; shape.len()];
+            for _ in 0..numel {
+                let lin = offset + idx.iter().zip(&stride).map(|(&i, &s)| i * s).sum::<usize>();
+                data.extend_from_slice(&storage[lin * es..(lin + 1) * es]);
+                for ax in (0..shape.len()).rev() {
+                    idx[ax] += 1;
+                    if idx[ax] < shape[ax] {
+                        break;
+                    }
+                    idx[ax] = 0;
+                }
+            }
+        }
+        if big_endian && es > 1 {
+            for c in data.chunks_exact_mut(es) {
+                c.reverse();
+            }
+        }
+        Ok(TensorData { dtype, shape, data })
+    }
+
+    fn to_value(&self, id: Id, depth: usize) -> Result<Value, PthError> {
+        if depth > MAX_DEPTH {
+            return Err(PthError::Malformed(
+                "object graph too deep (or self-referential)".into(),
+            ));
+        }
+        let list = |v: &[Id]| -> Result<Vec<Value>, PthError> {
+            v.iter().map(|&i| self.to_value(i, depth + 1)).collect()
+        };
+        Ok(match &self.arena[id] {
+            Obj::None => Value::None,
+            Obj::Bool(b) => Value::Bool(*b),
+            Obj::Int(i) => Value::Int(*i),
+            Obj::Float(f) => Value::Float(*f),
+            Obj::Str(s) => Value::Str(s.clone()),
+            Obj::List(v) => Value::List(list(v)?),
+            Obj::Tuple(v) => Value::Tuple(list(v)?),
+            Obj::Dict(v) => Value::Dict(
+                v.iter()
+                    .map(|&(k, x)| Ok((self.to_value(k, depth + 1)?, self.to_value(x, depth + 1)?)))
+                    .collect::<Result<_, PthError>>()?,
+            ),
+            Obj::Tensor(t) => Value::Tensor(t.clone()),
+            Obj::Object(n) => Value::Object(n.clone()),
+            Obj::Global(g) => Value::Object(match g {
+                Global::Opaque(n) | Global::Forbidden(n) => n.clone(),
+                other => format!("{other:?}"),
+            }),
+            Obj::Storage { key, .. } => Value::Object(format!("storage:{key}")),
+        })
+    }
+}
+
+/// Decodes a little-endian two's-complement integer (pickle LONG1).
+fn decode_long(b: &[u8]) -> Option<i64> {
+    if b.is_empty() {
+        return Some(0);
+    }
+    if b.len() > 8 {
+        // Allow redundant sign-extension bytes only.
+        let (lo, hi) = b.split_at(8);
+        let neg = lo[7] & 0x80 != 0;
+        let fill = if neg { 0xff } else { 0 };
+        if hi.iter().any(|&x| x != fill) {
+            return None;
+        }
+        return decode_long(lo);
+    }
+    let neg = b[b.len() - 1] & 0x80 != 0;
+    let mut a = if neg { [0xffu8; 8] } else { [0u8; 8] };
+    a[..b.len()].copy_from_slice(b);
+    Some(i64::from_le_bytes(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_conversion() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
+        assert!(f16_to_f32(0x7e00).is_nan());
+        assert_eq!(f16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
+    }
+
+    #[test]
+    fn long1_decoding() {
+        assert_eq!(decode_long(&[]), Some(0));
+        assert_eq!(decode_long(&[0xff]), Some(-1));
+        assert_eq!(decode_long(&[0x00, 0x80, 0x00]), Some(0x8000));
+        assert_eq!(
+            decode_long(&[0, 0, 0, 0, 0, 0xff, 0xff, 0xff]),
+            Some(-(1 << 40))
+        );
+        assert_eq!(decode_long(&[1, 0, 0, 0, 0, 0, 0, 0, 1]), None);
+    }
+
+    struct NoStorage;
+    impl Storages for NoStorage {
+        fn get(&mut self, key: &str) -> Result<&[u8], PthError> {
+            Err(PthError::StorageMissing(key.into()))
+        }
+        fn big_endian(&self) -> bool {
+            false
+        }
+    }
+
+    fn unpickle(bytes: &[u8]) -> Result<Value, PthError> {
+        let mut s = NoStorage;
+        let mut up = Unpickler::new(bytes, &mut s);
+        let root = up.run()?;
+        up.to_value(root, 0)
+    }
+
+    #[test]
+    fn plain_values() {
+        // {'a': [1, (True, None)], 'b': 2.5} as protocol 2, built by hand.
+        let mut p = vec![0x80, 2, b'}', b'(', 0x8c, 1, b'a', b']', b'(', b'K', 1];
+        p.extend([0x88, b'N', 0x86, b'e', 0x8c, 1, b'b', b'G']);
+        p.extend(2.5f64.to_be_bytes());
+        p.extend([b'u', b'.']);
+        let v = unpickle(&p).unwrap();
+        assert_eq!(
+            v.get("a"),
+            Some(&Value::List(vec![
+                Value::Int(1),
+                Value::Tuple(vec![Value::Bool(true), Value::None])
+            ]))
+        );
+        assert_eq!(v.get("b"), Some(&Value::Float(2.5)));
+    }
+
+    #[test]
+    fn opaque_and_forbidden_globals() {
+        let p = b"\x80\x02cargparse\nNamespace\n)\x81}b.";
+        assert_eq!(
+            unpickle(p).unwrap(),
+            Value::Object("argparse.Namespace".into())
+        );
+        let p = b"\x80\x02ctorch._utils\n_rebuild_qtensor\n)R.";
+        assert!(matches!(unpickle(p), Err(PthError::DisallowedGlobal(_))));
+        let p = b"\x80\x02cos\nsystem\n.";
+        assert!(matches!(unpickle(p), Err(PthError::DisallowedGlobal(_))));
+    }
+
+    #[test]
+    fn unknown_opcode_is_named() {
+        let err = unpickle(b"\x80\x02C\x01x.").unwrap_err();
+        assert!(err.to_string().contains("SHORT_BINBYTES"), "{err}");
+    }
+
+    #[test]
+    fn self_reference_does_not_overflow() {
+        // l = []; l.append(l)
+        let err = unpickle(b"\x80\x02]q\x00h\x00a.").unwrap_err();
+        assert!(matches!(err, PthError::Malformed(_)));
+    }
+}
