@@ -169,22 +169,17 @@ impl ConfidenceStore {
             r.sum_conf[0] += r.at_min as f64 * r.edges[0] as f64;
             r.correct[0] += r.at_min_correct;
         }
-        let n_bins = r.count.len();
-        let mut ece = 0.0;
-        let mut bins = Vec::with_capacity(n_bins);
-        for b in 0..n_bins {
-            if r.count[b] > 0 {
-                let cnt = r.count[b] as f64;
-                ece += (r.sum_conf[b] / cnt - r.correct[b] as f64 / cnt).abs() * (cnt / r.n as f64);
-            }
-            bins.push(AdaptiveBin {
+        let (ece, _) =
+            crate::bins::binned_calibration_error(&r.count, &r.sum_conf, &r.correct, r.n as f64);
+        let bins = (0..r.count.len())
+            .map(|b| AdaptiveBin {
                 lower: r.edges[b] as f64,
                 upper: r.edges[b + 1] as f64,
                 count: r.count[b],
                 sum_confidence: r.sum_conf[b],
                 correct: r.correct[b],
-            });
-        }
+            })
+            .collect();
         (ece, bins)
     }
 }

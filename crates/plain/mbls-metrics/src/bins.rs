@@ -72,6 +72,28 @@ impl BinEdges {
     }
 }
 
+/// ECE and MCE from per-bin statistics: `Σ_b |conf_b − acc_b| · count_b / n` and the
+/// largest `|conf_b − acc_b|`, over non-empty bins (`sum_conf` and `correct` are per-bin sums).
+pub fn binned_calibration_error(
+    count: &[u64],
+    sum_conf: &[f64],
+    correct: &[u64],
+    n: f64,
+) -> (f64, f64) {
+    let mut ece = 0.0;
+    let mut mce = 0f64;
+    for ((&cnt, &conf), &ok) in count.iter().zip(sum_conf).zip(correct) {
+        if cnt == 0 {
+            continue;
+        }
+        let c = cnt as f64;
+        let gap = (conf / c - ok as f64 / c).abs();
+        ece += gap * (c / n);
+        mce = mce.max(gap);
+    }
+    (ece, mce)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

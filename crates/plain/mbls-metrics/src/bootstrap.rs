@@ -139,13 +139,7 @@ pub fn bootstrap(
                     scorr[b] += ok as u64;
                 }
             }
-            let mut ece = 0.0;
-            for b in 0..nb {
-                if cnt[b] > 0 {
-                    let c = cnt[b] as f64;
-                    ece += (sconf[b] / c - scorr[b] as f64 / c).abs() * (c / n as f64);
-                }
-            }
+            let (ece, _) = crate::bins::binned_calibration_error(&cnt, &sconf, &scorr, n as f64);
             let aece = store
                 .resample(&idx)
                 .adaptive_ece(nb, AdaptiveVariant::Reference);

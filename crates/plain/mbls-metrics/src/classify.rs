@@ -538,20 +538,12 @@ impl ClassificationAccumulator {
 
     /// ECE and MCE from the equal-width bins.
     pub fn ece_mce(&self) -> (f64, f64) {
-        let n = self.n as f64;
-        let mut ece = 0.0;
-        let mut mce = 0f64;
-        for b in 0..self.opts.n_bins {
-            let cnt = self.bin_count[b];
-            if cnt == 0 {
-                continue;
-            }
-            let c = cnt as f64;
-            let gap = (self.bin_conf[b] / c - self.bin_correct[b] as f64 / c).abs();
-            ece += gap * (c / n);
-            mce = mce.max(gap);
-        }
-        (ece, mce)
+        crate::bins::binned_calibration_error(
+            &self.bin_count,
+            &self.bin_conf,
+            &self.bin_correct,
+            self.n as f64,
+        )
     }
 
     /// Mean negative log-likelihood so far (0 when empty).

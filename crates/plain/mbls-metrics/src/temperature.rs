@@ -142,13 +142,7 @@ fn ece_nll_at(
         }
         nll += d;
     }
-    let mut ece = 0.0;
-    for i in 0..nb {
-        if cnt[i] > 0 {
-            let c = cnt[i] as f64;
-            ece += (conf[i] / c - corr[i] as f64 / c).abs() * (c / n);
-        }
-    }
+    let (ece, _) = crate::bins::binned_calibration_error(&cnt, &conf, &corr, n);
     (ece, nll / n)
 }
 
