@@ -1,0 +1,69 @@
+//! Types shared by every dataset, transform and the loader.
+
+use crate::DataError;
+use rand_chacha::ChaCha8Rng;
+
+/// An 8-bit image stored row by row with interleaved channels (HWC). Datasets yield RGB (3 channels).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+    /// Channels per pixel (3 for RGB).
+    pub channels: usize,
+    /// `height * width * channels` bytes, HWC.
+    pub data: Vec<u8>,
+}
+
+/// A per-pixel label map (segmentation), row by row; 255 is the ignore label of VOC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mask {
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+    /// `height * width` labels.
+    pub data: Vec<u8>,
+}
+
+/// What a sample is labelled with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// One class index (classification).
+    Class(usize),
+    /// One class per pixel (segmentation).
+    Mask(Mask),
+}
+
+/// One decoded sample before tensor conversion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sample {
+    /// The image.
+    pub image: Image,
+    /// Its label(s).
+    pub target: Target,
+}
+
+/// A random-access image dataset. Implementations must be cheap to share between worker threads.
+pub trait Dataset: Send + Sync {
+    /// Number of samples.
+    fn len(&self) -> usize;
+    /// True when there are no samples.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Decodes sample `index` (`index < len()`).
+    fn get(&self, index: usize) -> Result<Sample, DataError>;
+    /// Class names, in label order.
+    fn classes(&self) -> &[String];
+    /// Where sample `index` comes from (a file name), for error messages and skip reports.
+    fn source(&self, index: usize) -> String;
+}
+
+/// A random transformation of a sample (augmentation). All randomness comes from `rng`, which the
+/// loader derives from (seed, epoch, sample index), so results do not depend on the thread count.
+pub trait Transform: Send + Sync {
+    /// Transforms one sample.
+    fn apply(&self, sample: Sample, rng: &mut ChaCha8Rng) -> Result<Sample, DataError>;
+}

@@ -1,0 +1,1 @@
+//! Downloads with MD5 check and resume.

@@ -1,0 +1,1 @@
+//! MNIST and Fashion-MNIST in the IDX format (gzipped or not).

@@ -1,0 +1,22 @@
+//! Datasets of the MbLS reference in their official on-disk formats, its exact NumPy splits,
+//! augmentations and a parallel, seeded loader. Plain Rust: batches are `f32` NCHW buffers that the
+//! engine turns into tensors.
+
+pub mod core;
+pub mod error;
+pub mod rng;
+pub mod splits;
+pub mod cifar;
+pub mod image_folder;
+pub mod idx;
+pub mod download;
+pub mod augment;
+pub mod loader;
+pub mod tiny_imagenet;
+pub mod cub;
+pub mod voc;
+pub mod seg_augment;
+pub mod newsgroups;
+
+pub use crate::core::{Dataset, Image, Mask, Sample, Target, Transform};
+pub use crate::error::DataError;

@@ -1,0 +1,1 @@
+//! Parallel, seeded, prefetching batch loader.

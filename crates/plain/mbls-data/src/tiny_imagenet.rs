@@ -1,0 +1,1 @@
+//! Tiny-ImageNet-200 in its official layout.

@@ -1,0 +1,1 @@
+//! Pascal VOC 2012 segmentation in its official layout.
