@@ -26,6 +26,11 @@ pub(crate) enum WeightInit {
     /// `normal(0, sqrt(2 / fan_out))` with `fan_out = out_channels * kernel elements`
     /// (`kaiming_normal_(mode="fan_out", nonlinearity="relu")`).
     KaimingNormalFanOut,
+    /// `kaiming_uniform_(mode="fan_in", nonlinearity="relu")`: uniform in `±sqrt(6 / fan_in)`
+    /// (segmentation_models_pytorch's decoder initialisation; bias 0).
+    KaimingUniformFanIn,
+    /// `xavier_uniform_`: uniform in `±sqrt(6 / (fan_in + fan_out))` (smp's head; bias 0).
+    XavierUniform,
 }
 
 fn weight_init(init: WeightInit, dims: &[i64]) -> Init {
@@ -42,6 +47,20 @@ fn weight_init(init: WeightInit, dims: &[i64]) -> Init {
             mean: 0.0,
             stdev: (2.0 / (dims[0] * receptive) as f64).sqrt(),
         },
+        WeightInit::KaimingUniformFanIn => {
+            let bound = (6.0 / (dims[1] * receptive) as f64).sqrt();
+            Init::Uniform {
+                lo: -bound,
+                up: bound,
+            }
+        }
+        WeightInit::XavierUniform => {
+            let bound = (6.0 / ((dims[0] + dims[1]) * receptive) as f64).sqrt();
+            Init::Uniform {
+                lo: -bound,
+                up: bound,
+            }
+        }
     }
 }
 
@@ -52,6 +71,7 @@ pub(crate) struct Conv {
     bias: Option<Tensor>,
     stride: i64,
     padding: i64,
+    dilation: i64,
     two_d: bool,
 }
 
@@ -61,6 +81,7 @@ pub(crate) struct ConvSpec {
     pub(crate) kernel: i64,
     pub(crate) stride: i64,
     pub(crate) padding: i64,
+    pub(crate) dilation: i64,
     pub(crate) bias: bool,
     pub(crate) two_d: bool,
     pub(crate) init: WeightInit,
@@ -73,10 +94,22 @@ impl ConvSpec {
             kernel,
             stride,
             padding,
+            dilation: 1,
             bias: false,
             two_d: true,
             init,
         }
+    }
+
+    /// The same convolution dilated by `dilation`, with padding `(kernel / 2) * dilation`
+    /// (segmentation_models_pytorch's `replace_strides_with_dilation`, stride set to 1).
+    pub(crate) fn dilated(mut self, dilation: i64) -> Self {
+        if dilation > 1 {
+            self.stride = 1;
+            self.dilation = dilation;
+            self.padding = (self.kernel / 2) * dilation;
+        }
+        self
     }
 }
 
@@ -90,16 +123,18 @@ impl Conv {
         let weight = p.var("weight", &dims, weight_init(s.init, &dims));
         order.push(p, "weight");
         let bias = s.bias.then(|| {
-            let fan_in: i64 = dims[1..].iter().product();
-            let bound = 1.0 / (fan_in as f64).sqrt();
-            let b = p.var(
-                "bias",
-                &[cout],
-                Init::Uniform {
-                    lo: -bound,
-                    up: bound,
-                },
-            );
+            let init = match s.init {
+                WeightInit::KaimingUniformFanIn | WeightInit::XavierUniform => Init::Const(0.0),
+                WeightInit::TorchDefault | WeightInit::KaimingNormalFanOut => {
+                    let fan_in: i64 = dims[1..].iter().product();
+                    let bound = 1.0 / (fan_in as f64).sqrt();
+                    Init::Uniform {
+                        lo: -bound,
+                        up: bound,
+                    }
+                }
+            };
+            let b = p.var("bias", &[cout], init);
             order.push(p, "bias");
             b
         });
@@ -108,21 +143,22 @@ impl Conv {
             bias,
             stride: s.stride,
             padding: s.padding,
+            dilation: s.dilation,
             two_d: s.two_d,
         }
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Tensor {
         if self.two_d {
-            let (s, q) = (self.stride, self.padding);
-            x.conv2d(&self.weight, self.bias.as_ref(), [s, s], [q, q], [1, 1], 1)
+            let (s, q, d) = (self.stride, self.padding, self.dilation);
+            x.conv2d(&self.weight, self.bias.as_ref(), [s, s], [q, q], [d, d], 1)
         } else {
             x.conv1d(
                 &self.weight,
                 self.bias.as_ref(),
                 [self.stride],
                 [self.padding],
-                [1],
+                [self.dilation],
                 1,
             )
         }

@@ -1,15 +1,18 @@
-//! The reference's classification networks on [`tch::nn`]: CIFAR-style, Tiny-ImageNet-style
-//! and ImageNet-style (torchvision v1.5) ResNets, and the 20 Newsgroups `GlobalPoolingCNN`.
+//! The reference's networks on [`tch::nn`]: CIFAR-style, Tiny-ImageNet-style and
+//! ImageNet-style (torchvision v1.5) ResNets, the 20 Newsgroups `GlobalPoolingCNN`, and
+//! DeepLabV3 (segmentation_models_pytorch's, with a dilated ResNet encoder).
 //!
 //! Every variable is registered in the [`nn::VarStore`] under the very name the reference's
 //! PyTorch `state_dict` uses (`conv1.weight`, `layer1.0.shortcut.1.running_var`,
 //! `bn1.num_batches_tracked`, `fc.bias`, ...), and [`Model::state_dict_names`] lists them in
 //! PyTorch's `state_dict` order, so that checkpoints can be exchanged.
 
+mod deeplab;
 mod layers;
 mod resnet;
 mod text;
 
+pub use deeplab::{DeepLabConfig, DeepLabV3};
 pub use resnet::{BlockKind, ResNet, ResNetConfig, ResNetStyle};
 pub use text::GlobalPoolingCnn;
 
@@ -36,6 +39,7 @@ pub const MODEL_NAMES: &[&str] = &[
     "resnet101",
     "resnet152",
     "global_pooling",
+    "deeplabv3",
 ];
 
 /// Errors of [`build_model`].
@@ -58,6 +62,14 @@ pub enum ModelError {
     /// The number of classes is not positive.
     #[error("num_classes must be positive, got {0}")]
     NumClasses(i64),
+    /// An option has a value the model cannot take.
+    #[error("model {name:?}: {message}")]
+    Invalid {
+        /// The model name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// Options of [`build_model`] beyond the name and class count.
@@ -70,6 +82,12 @@ pub struct ModelOptions {
     pub temp: f64,
     /// Embedding width of the text model's input (`global_pooling`; 100 for GloVe).
     pub embedding_dim: i64,
+    /// ResNet depth of DeepLabV3's encoder (`model.encoder_name=resnet50` gives 50).
+    pub encoder_depth: u32,
+    /// DeepLabV3's encoder output stride (8 or 16; smp's default and the reference: 8).
+    pub output_stride: i64,
+    /// DeepLabV3's dropout after the ASPP projection (smp's default 0.5).
+    pub aspp_dropout: f64,
 }
 
 impl Default for ModelOptions {
@@ -78,6 +96,9 @@ impl Default for ModelOptions {
             has_dropout: false,
             temp: 1.0,
             embedding_dim: 100,
+            encoder_depth: 50,
+            output_stride: 8,
+            aspp_dropout: 0.5,
         }
     }
 }
@@ -136,6 +157,45 @@ pub fn build_model(
             num_classes,
             opts.temp,
         ))
+    } else if name == "deeplabv3" {
+        let invalid = |message: String| ModelError::Invalid {
+            name: name.into(),
+            message,
+        };
+        if opts.has_dropout {
+            return Err(ModelError::Unsupported {
+                name: name.into(),
+                option: "has_dropout",
+            });
+        }
+        let encoder = resnet_layout(opts.encoder_depth)
+            .filter(|_| opts.encoder_depth != 110)
+            .ok_or_else(|| {
+            invalid(format!(
+                "encoder resnet{} is not one of resnet18, resnet34, resnet50, resnet101, resnet152",
+                opts.encoder_depth
+            ))
+        })?;
+        if opts.output_stride != 8 && opts.output_stride != 16 {
+            return Err(invalid(format!(
+                "output_stride must be 8 or 16, got {}",
+                opts.output_stride
+            )));
+        }
+        if !(0.0..1.0).contains(&opts.aspp_dropout) {
+            return Err(invalid(format!(
+                "aspp_dropout must be in [0, 1), got {}",
+                opts.aspp_dropout
+            )));
+        }
+        let cfg = DeepLabConfig {
+            num_classes,
+            encoder,
+            output_stride: opts.output_stride,
+            aspp_dropout: opts.aspp_dropout,
+            ..DeepLabConfig::default()
+        };
+        Box::new(DeepLabV3::new(vs, &mut order, &cfg))
     } else {
         let unknown = || ModelError::Unknown { name: name.into() };
         let (base, style) = match name.split_once('_') {
@@ -144,15 +204,18 @@ pub fn build_model(
             Some(_) => return Err(unknown()),
             None => (name, ResNetStyle::ImageNet),
         };
-        let (kind, depths) = match base {
-            "resnet18" => (BlockKind::Basic, [2, 2, 2, 2]),
-            "resnet34" => (BlockKind::Basic, [3, 4, 6, 3]),
-            "resnet50" => (BlockKind::Bottleneck, [3, 4, 6, 3]),
-            "resnet101" => (BlockKind::Bottleneck, [3, 4, 23, 3]),
-            "resnet110" if style != ResNetStyle::ImageNet => (BlockKind::Bottleneck, [3, 4, 26, 3]),
-            "resnet152" if style != ResNetStyle::Tiny => (BlockKind::Bottleneck, [3, 8, 36, 3]),
-            _ => return Err(unknown()),
+        let depth: u32 = base
+            .strip_prefix("resnet")
+            .and_then(|d| d.parse().ok())
+            .ok_or_else(unknown)?;
+        let allowed = match depth {
+            110 => style != ResNetStyle::ImageNet,
+            152 => style != ResNetStyle::Tiny,
+            _ => true,
         };
+        let (kind, depths) = resnet_layout(depth)
+            .filter(|_| allowed)
+            .ok_or_else(unknown)?;
         if opts.has_dropout && style != ResNetStyle::ImageNet {
             return Err(ModelError::Unsupported {
                 name: name.into(),
@@ -173,6 +236,20 @@ pub fn build_model(
         name: name.into(),
         net,
         state_dict: order.names,
+    })
+}
+
+/// Block kind and stage depths of ResNet-`depth` (the reference's 110 is Bottleneck
+/// [3, 4, 26, 3]); `None` for other depths.
+pub fn resnet_layout(depth: u32) -> Option<(BlockKind, [usize; 4])> {
+    Some(match depth {
+        18 => (BlockKind::Basic, [2, 2, 2, 2]),
+        34 => (BlockKind::Basic, [3, 4, 6, 3]),
+        50 => (BlockKind::Bottleneck, [3, 4, 6, 3]),
+        101 => (BlockKind::Bottleneck, [3, 4, 23, 3]),
+        110 => (BlockKind::Bottleneck, [3, 4, 26, 3]),
+        152 => (BlockKind::Bottleneck, [3, 8, 36, 3]),
+        _ => return None,
     })
 }
 

@@ -77,6 +77,7 @@ impl Block {
         cin: i64,
         planes: i64,
         stride: i64,
+        dilation: i64,
     ) -> Self {
         let (kind, style, init) = (cfg.block, cfg.style, cfg.init());
         let cout = planes * kind.expansion();
@@ -96,7 +97,7 @@ impl Block {
                 order,
                 a,
                 b,
-                ConvSpec::resnet(k, s, k / 2, init),
+                ConvSpec::resnet(k, s, k / 2, init).dilated(dilation),
             );
             let bn = BatchNorm::new(&(p / format!("bn{}", i + 1)), order, b);
             convs.push((conv, bn));
@@ -112,7 +113,7 @@ impl Block {
                 order,
                 cin,
                 cout,
-                ConvSpec::resnet(1, stride, 0, init),
+                ConvSpec::resnet(1, stride, 0, init).dilated(dilation),
             );
             let bn = BatchNorm::new(&(&q / "1"), order, cout);
             (conv, bn)
@@ -137,20 +138,26 @@ impl Block {
     }
 }
 
-/// A ResNet of one of the reference's three styles.
+/// The convolutional part of a ResNet (stem and four stages), without pooling or `fc`: the
+/// classification networks and DeepLabV3's encoder share it.
 #[derive(Debug)]
-pub struct ResNet {
+pub(crate) struct ResNetTrunk {
     style: ResNetStyle,
     stem: (Conv, BatchNorm),
     layers: Vec<Vec<Block>>,
-    fc: Linear,
-    dropout: bool,
-    temp: f64,
+    out_channels: i64,
 }
 
-impl ResNet {
-    /// Builds the network under `p`.
-    pub(crate) fn new(p: &nn::Path, order: &mut Order, cfg: &ResNetConfig) -> Self {
+impl ResNetTrunk {
+    /// Builds stem and stages under `p`. `dilations[s] > 1` replaces the strides of stage `s`
+    /// by that dilation (every convolution of the stage, as segmentation_models_pytorch's
+    /// `make_dilated` does), keeping the projection shortcut the strided layout needs.
+    pub(crate) fn new(
+        p: &nn::Path,
+        order: &mut Order,
+        cfg: &ResNetConfig,
+        dilations: [i64; 4],
+    ) -> Self {
         let (style, kind, init) = (cfg.style, cfg.block, cfg.init());
         let stem_spec = match style {
             ResNetStyle::ImageNet => ConvSpec::resnet(7, 2, 3, init),
@@ -175,29 +182,27 @@ impl ResNet {
                     cin,
                     planes,
                     stride,
+                    dilations[stage],
                 ));
                 cin = planes * kind.expansion();
             }
             layers.push(blocks);
         }
-        let fc_in = match style {
-            ResNetStyle::Tiny => cin * 4,
-            _ => cin,
-        };
-        let fc = Linear::new(&(p / "fc"), order, fc_in, cfg.num_classes);
-        ResNet {
+        ResNetTrunk {
             style,
             stem,
             layers,
-            fc,
-            dropout: cfg.dropout,
-            temp: cfg.temp,
+            out_channels: cin,
         }
     }
-}
 
-impl ModuleT for ResNet {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+    /// Channels of the last stage's output.
+    pub(crate) fn out_channels(&self) -> i64 {
+        self.out_channels
+    }
+
+    /// The last stage's feature map.
+    pub(crate) fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut x = self
             .stem
             .1
@@ -209,6 +214,43 @@ impl ModuleT for ResNet {
         for block in self.layers.iter().flatten() {
             x = block.forward_t(&x, train);
         }
+        x
+    }
+}
+
+/// A ResNet of one of the reference's three styles.
+#[derive(Debug)]
+pub struct ResNet {
+    style: ResNetStyle,
+    trunk: ResNetTrunk,
+    fc: Linear,
+    dropout: bool,
+    temp: f64,
+}
+
+impl ResNet {
+    /// Builds the network under `p`.
+    pub(crate) fn new(p: &nn::Path, order: &mut Order, cfg: &ResNetConfig) -> Self {
+        let trunk = ResNetTrunk::new(p, order, cfg, [1; 4]);
+        let cin = trunk.out_channels();
+        let fc_in = match cfg.style {
+            ResNetStyle::Tiny => cin * 4,
+            _ => cin,
+        };
+        let fc = Linear::new(&(p / "fc"), order, fc_in, cfg.num_classes);
+        ResNet {
+            style: cfg.style,
+            trunk,
+            fc,
+            dropout: cfg.dropout,
+            temp: cfg.temp,
+        }
+    }
+}
+
+impl ModuleT for ResNet {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut x = self.trunk.forward_t(xs, train);
         x = match self.style {
             ResNetStyle::Cifar => x.avg_pool2d([4, 4], [4, 4], [0, 0], false, true, None::<i64>),
             ResNetStyle::Tiny => x.adaptive_avg_pool2d([2, 2]),

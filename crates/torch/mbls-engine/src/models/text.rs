@@ -31,6 +31,7 @@ impl GlobalPoolingCnn {
             stride: 1,
             padding: 0,
             bias: true,
+            dilation: 1,
             two_d: false,
             init: WeightInit::TorchDefault,
         };
