@@ -1,29 +1,49 @@
 //! Native reader for PyTorch checkpoint files (`.pth` / `.pt`).
 //!
-//! Since PyTorch 1.6, `torch.save` writes a zip archive laid out as
-//! `<name>/data.pkl` (a pickle describing the object graph),
-//! `<name>/data/<key>` (one raw storage file per tensor storage),
-//! `<name>/version` and, in newer versions, `<name>/byteorder`.
-//! This crate parses that format directly in Rust — no Python, no libtorch.
+//! Two on-disk formats are understood, told apart by content (not by file
+//! name), so [`load`], [`load_reader`] and [`load_state_dict`] accept either:
+//!
+//! * **zip** (PyTorch ≥ 1.6 default, file starts with `PK\x03\x04`): an
+//!   archive laid out as `<name>/data.pkl` (a pickle describing the object
+//!   graph), `<name>/data/<key>` (one raw storage file per tensor storage),
+//!   `<name>/version` and, in newer versions, `<name>/byteorder`.
+//! * **legacy** (pre-1.6, still written by
+//!   `torch.save(..., _use_new_zipfile_serialization=False)`; the format of
+//!   torchvision's classic ImageNet weights; file starts with the pickle
+//!   protocol byte `0x80`): a sequence of pickles — the magic number
+//!   `0x1950a86a20f9469cfc6c`, the protocol version `1001`, a `sys_info`
+//!   dict, the object graph, the sorted list of storage keys — followed, for
+//!   each key in that list, by an 8-byte little-endian element count and the
+//!   storage's raw little-endian bytes. Legacy persistent ids may carry view
+//!   metadata `(view_key, offset, size)` (storage views, PyTorch < 0.4), and
+//!   tensors from PyTorch < 0.4 are rebuilt with `torch._utils._rebuild_tensor`;
+//!   both are supported, as are Python 2 byte strings (decoded as UTF-8, like
+//!   `torch.load` does).
+//!
+//! Both formats are parsed directly in Rust — no Python, no libtorch — by the
+//! same pickle machine and the same tensor rebuilding code.
 //!
 //! The pickle reader implements exactly the opcodes `torch.save` emits
 //! (protocol 2, plus the protocol-4 framing/memo opcodes) and never executes
 //! anything: globals are resolved against an allow-list
 //! (`collections.OrderedDict`, `torch._utils._rebuild_tensor_v2`,
-//! `torch._utils._rebuild_parameter`, the typed storage classes such as
-//! `torch.FloatStorage`, `torch.device`, and a few builtins). Any other
+//! `torch._utils._rebuild_tensor`, `torch._utils._rebuild_parameter`, the
+//! typed storage classes such as `torch.FloatStorage`, `torch.device`, and a
+//! few builtins). Any other
 //! global outside the `torch` namespace (for example `argparse.Namespace`
 //! stored in a checkpoint's `args`) becomes an opaque [`Value::Object`];
 //! an unknown `torch.*` callable (sparse/quantized tensor rebuilders and the
 //! like) is rejected with [`PthError::DisallowedGlobal`], because the tensor it
 //! would produce cannot be decoded faithfully.
 //!
-//! The legacy (pre-1.6, non-zip) serialization format is not supported.
+//! Very old tar-based checkpoints (PyTorch 0.1) are not supported.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Seek};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+
+mod legacy;
 
 /// Errors produced while reading a checkpoint.
 #[derive(Debug, thiserror::Error)]
@@ -31,21 +51,28 @@ pub enum PthError {
     /// The file could not be opened or read.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
-    /// The file is not a readable zip archive (legacy pre-1.6 checkpoints land here too).
+    /// The file is neither a readable zip archive nor a legacy pickle stream
+    /// (the name is historical: legacy checkpoints are recognised by their
+    /// leading `0x80` byte and never produce this error).
     #[error(
-        "not a PyTorch zip checkpoint (legacy pre-1.6 format is unsupported, or the file is truncated/corrupt): {0}"
+        "not a PyTorch checkpoint (neither a zip archive nor a legacy pre-1.6 pickle stream, or the file is truncated/corrupt): {0}"
     )]
     NotZip(String),
+    /// A legacy (pre-1.6) checkpoint has an invalid header or storage section
+    /// (wrong magic number or protocol version, bad storage key list, ...).
+    #[error("invalid legacy checkpoint: {0}")]
+    Legacy(String),
     /// The zip archive does not contain a `data.pkl` record.
     #[error("zip archive has no `data.pkl` record")]
     MissingDataPkl,
-    /// The pickle stream ended before it was complete.
-    #[error("pickle truncated at byte {offset}: {what}")]
+    /// The data ended before it was complete.
+    #[error("truncated at byte {offset} while reading {what}")]
     Truncated {
-        /// Byte offset in `data.pkl` where more data was needed.
+        /// Byte offset where more data was needed: in `data.pkl` for zip
+        /// checkpoints, in the file itself for legacy ones.
         offset: usize,
-        /// What was being read.
-        what: &'static str,
+        /// What was being read (for legacy files, prefixed by the section).
+        what: String,
     },
     /// The pickle contains an opcode this reader does not implement.
     #[error("unsupported pickle opcode {name} (0x{opcode:02x}) at byte {offset}")]
@@ -63,10 +90,21 @@ pub enum PthError {
     /// A storage referenced by the pickle is absent from the archive.
     #[error("storage file `{0}` missing from archive")]
     StorageMissing(String),
+    /// A legacy storage section's element count differs from the count the
+    /// pickle declared for that storage.
+    #[error("storage `{key}`: pickle declares {expected} elements, file holds {found}")]
+    StorageSizeMismatch {
+        /// Storage key.
+        key: String,
+        /// Element count from the pickle's persistent id.
+        expected: u64,
+        /// Element count stored in front of the storage's bytes.
+        found: u64,
+    },
     /// A storage file is shorter than the tensors referencing it require.
     #[error("storage `{key}` too short: need {needed} bytes, file has {actual}")]
     StorageTooShort {
-        /// Storage key (file name under `data/`).
+        /// Storage key (file name under `data/` for zip checkpoints).
         key: String,
         /// Bytes required.
         needed: usize,
@@ -304,13 +342,38 @@ impl Value {
     }
 }
 
-/// Loads a checkpoint file and returns its full decoded object graph.
+/// Loads a checkpoint file (zip or legacy format, detected from its content)
+/// and returns its full decoded object graph.
 pub fn load(path: impl AsRef<Path>) -> Result<Value, PthError> {
     load_reader(File::open(path)?)
 }
 
-/// Like [`load`], reading the zip archive from any seekable reader.
-pub fn load_reader<R: Read + Seek>(reader: R) -> Result<Value, PthError> {
+/// Like [`load`], reading the checkpoint from any seekable reader.
+///
+/// The format is detected from the first byte at the reader's current
+/// position: `0x80` (a pickle protocol marker) selects the legacy pre-1.6
+/// format, anything else is opened as a zip archive.
+pub fn load_reader<R: Read + Seek>(mut reader: R) -> Result<Value, PthError> {
+    let start = reader.stream_position()?;
+    let mut first = [0u8; 1];
+    let n = loop {
+        match reader.read(&mut first) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    };
+    reader.seek(SeekFrom::Start(start))?;
+    if n == 1 && first[0] == 0x80 {
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes)?;
+        return legacy::load_bytes(&bytes);
+    }
+    load_zip(reader)
+}
+
+/// Loads a zip-format (PyTorch ≥ 1.6) checkpoint.
+fn load_zip<R: Read + Seek>(reader: R) -> Result<Value, PthError> {
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| PthError::NotZip(e.to_string()))?;
     let pkl_name = zip
         .file_names()
@@ -339,9 +402,9 @@ pub fn load_reader<R: Read + Seek>(reader: R) -> Result<Value, PthError> {
         cache: HashMap::new(),
         big_endian,
     };
-    let mut up = Unpickler::new(&pkl, &mut loader);
+    let mut up = Unpickler::new(&pkl, 0);
     let root = up.run()?;
-    up.to_value(root, 0)
+    up.to_value(root, 0, &mut loader)
 }
 
 fn read_entry<R: Read + Seek>(
@@ -474,6 +537,8 @@ type Id = usize;
 enum Global {
     OrderedDict,
     RebuildTensorV2,
+    /// `torch._utils._rebuild_tensor` (PyTorch < 0.4, legacy files).
+    RebuildTensor,
     RebuildParameter,
     Storage(DType),
     Device,
@@ -501,22 +566,58 @@ enum Obj {
     List(Vec<Id>),
     Tuple(Vec<Id>),
     Dict(Vec<(Id, Id)>),
-    Tensor(TensorData),
+    /// An integer that does not fit in 64 bits (LONG1 bytes, little-endian
+    /// two's complement). Only the legacy magic number is expected here;
+    /// anywhere else it is an error when converted to a [`Value`].
+    BigInt(Vec<u8>),
+    /// A tensor whose data is fetched from its storage when converted to a
+    /// [`Value`] (legacy files store the data after the pickle).
+    Tensor(TensorRef),
     Object(String),
     Global(Global),
-    Storage { dtype: DType, key: String },
+    Storage(StorageRef),
+}
+
+/// A (possibly partial view of a) storage referenced by a persistent id.
+#[derive(Debug, Clone)]
+struct StorageRef {
+    dtype: DType,
+    /// Root storage key.
+    key: String,
+    /// `(element offset, element count)` inside the root storage, for the
+    /// storage views of legacy files.
+    view: Option<(usize, usize)>,
+}
+
+/// A strided tensor over a storage, not yet materialised.
+#[derive(Debug, Clone)]
+struct TensorRef {
+    storage: StorageRef,
+    offset: usize,
+    shape: Vec<usize>,
+    stride: Vec<usize>,
+}
+
+/// Root storage facts declared by persistent ids: dtype and element count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RootInfo {
+    dtype: DType,
+    numel: u64,
 }
 
 const MAX_DEPTH: usize = 256;
 
-struct Unpickler<'a, S: Storages> {
+/// The pickle machine. It only builds the object graph; tensor data is
+/// read from a [`Storages`] provider afterwards, in [`Unpickler::to_value`].
+struct Unpickler<'a> {
     data: &'a [u8],
     pos: usize,
     arena: Vec<Obj>,
     stack: Vec<Id>,
     marks: Vec<usize>,
     memo: HashMap<u32, Id>,
-    storages: &'a mut S,
+    /// Root storages referenced by persistent ids.
+    roots: HashMap<String, RootInfo>,
 }
 
 fn op_name(op: u8) -> &'static str {
@@ -530,8 +631,6 @@ fn op_name(op: u8) -> &'static str {
         0x8b => "LONG4",
         b'F' => "FLOAT",
         b'S' => "STRING",
-        b'T' => "BINSTRING",
-        b'U' => "SHORT_BINSTRING",
         b'V' => "UNICODE",
         b'P' => "PERSID",
         b'p' => "PUT",
@@ -556,17 +655,24 @@ fn op_name(op: u8) -> &'static str {
     }
 }
 
-impl<'a, S: Storages> Unpickler<'a, S> {
-    fn new(data: &'a [u8], storages: &'a mut S) -> Self {
+impl<'a> Unpickler<'a> {
+    /// A machine reading one pickle from `data`, starting at byte `pos`
+    /// (error offsets are reported relative to the start of `data`).
+    fn new(data: &'a [u8], pos: usize) -> Self {
         Unpickler {
             data,
-            pos: 0,
+            pos,
             arena: Vec::new(),
             stack: Vec::new(),
             marks: Vec::new(),
             memo: HashMap::new(),
-            storages,
+            roots: HashMap::new(),
         }
+    }
+
+    fn alloc(&mut self, o: Obj) -> Id {
+        self.arena.push(o);
+        self.arena.len() - 1
     }
 
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], PthError> {
@@ -574,9 +680,9 @@ impl<'a, S: Storages> Unpickler<'a, S> {
             .pos
             .checked_add(n)
             .filter(|&e| e <= self.data.len())
-            .ok_or(PthError::Truncated {
+            .ok_or_else(|| PthError::Truncated {
                 offset: self.pos,
-                what,
+                what: what.into(),
             })?;
         let s = &self.data[self.pos..end];
         self.pos = end;
@@ -604,9 +710,9 @@ impl<'a, S: Storages> Unpickler<'a, S> {
         let n = rest
             .iter()
             .position(|&b| b == b'\n')
-            .ok_or(PthError::Truncated {
+            .ok_or_else(|| PthError::Truncated {
                 offset: self.pos,
-                what,
+                what: what.into(),
             })?;
         let s = std::str::from_utf8(&rest[..n])
             .map_err(|_| PthError::Malformed(format!("{what} is not UTF-8")))?
@@ -618,7 +724,7 @@ impl<'a, S: Storages> Unpickler<'a, S> {
     fn utf8(&mut self, n: u64) -> Result<(), PthError> {
         let n = usize::try_from(n).map_err(|_| PthError::Truncated {
             offset: self.pos,
-            what: "string",
+            what: "string".into(),
         })?;
         let b = self.take(n, "string")?;
         let s = std::str::from_utf8(b)
@@ -628,8 +734,8 @@ impl<'a, S: Storages> Unpickler<'a, S> {
     }
 
     fn push(&mut self, o: Obj) {
-        self.arena.push(o);
-        self.stack.push(self.arena.len() - 1);
+        let id = self.alloc(o);
+        self.stack.push(id);
     }
 
     fn pop(&mut self) -> Result<Id, PthError> {
@@ -685,6 +791,7 @@ impl<'a, S: Storages> Unpickler<'a, S> {
         let g = match (module, name) {
             ("collections", "OrderedDict") => Global::OrderedDict,
             ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensorV2,
+            ("torch._utils", "_rebuild_tensor") => Global::RebuildTensor,
             ("torch._utils", "_rebuild_parameter")
             | ("torch._utils", "_rebuild_parameter_with_state") => Global::RebuildParameter,
             ("torch", "device") => Global::Device,
@@ -692,7 +799,7 @@ impl<'a, S: Storages> Unpickler<'a, S> {
             ("builtins" | "__builtin__", "tuple") => Global::TupleLike,
             ("builtins" | "__builtin__", "dict") => Global::DictLike,
             ("copyreg" | "copy_reg", "_reconstructor") => Global::Reconstructor,
-            ("torch", n) if DType::from_storage_name(n).is_some() => {
+            ("torch" | "torch.cuda", n) if DType::from_storage_name(n).is_some() => {
                 Global::Storage(DType::from_storage_name(n).unwrap_or(DType::U8))
             }
             (
@@ -743,6 +850,18 @@ impl<'a, S: Storages> Unpickler<'a, S> {
                     let n = self.u64("string length")?;
                     self.utf8(n)?;
                 }
+                // Python 2 `str` (legacy checkpoints written by Python 2):
+                // decoded as UTF-8, as `torch.load` does by default.
+                b'U' => {
+                    let n = self.u8("string length")?;
+                    self.utf8(u64::from(n))?;
+                }
+                b'T' => {
+                    let n = self.u32("string length")? as i32;
+                    let n = u64::try_from(n)
+                        .map_err(|_| PthError::Malformed("negative BINSTRING length".into()))?;
+                    self.utf8(n)?;
+                }
                 b'J' => {
                     let v = self.u32("int")? as i32;
                     self.push(Obj::Int(i64::from(v)));
@@ -758,10 +877,10 @@ impl<'a, S: Storages> Unpickler<'a, S> {
                 0x8a => {
                     let n = usize::from(self.u8("long length")?);
                     let b = self.take(n, "long")?;
-                    let v = decode_long(b).ok_or_else(|| {
-                        PthError::Malformed("integer does not fit in 64 bits".into())
-                    })?;
-                    self.push(Obj::Int(v));
+                    match decode_long(b) {
+                        Some(v) => self.push(Obj::Int(v)),
+                        None => self.push(Obj::BigInt(b.to_vec())),
+                    }
                 }
                 b'G' => {
                     let b = self.take(8, "float")?;
@@ -869,8 +988,8 @@ impl<'a, S: Storages> Unpickler<'a, S> {
                 }
                 b'Q' => {
                     let pid = self.pop()?;
-                    let o = self.persistent_load(pid)?;
-                    self.push(o);
+                    let id = self.persistent_load(pid)?;
+                    self.stack.push(id);
                 }
                 b'.' => {
                     let root = self.pop()?;
@@ -924,6 +1043,9 @@ impl<'a, S: Storages> Unpickler<'a, S> {
         match &self.arena[id] {
             Obj::Int(v) => Ok(*v),
             Obj::Bool(b) => Ok(i64::from(*b)),
+            Obj::BigInt(_) => Err(PthError::Malformed(format!(
+                "{what}: integer does not fit in 64 bits"
+            ))),
             _ => Err(PthError::Malformed(format!("{what}: expected an int"))),
         }
     }
@@ -942,18 +1064,26 @@ impl<'a, S: Storages> Unpickler<'a, S> {
             .collect()
     }
 
-    fn persistent_load(&mut self, pid: Id) -> Result<Obj, PthError> {
+    /// Resolves a persistent id. `('storage', type, key, location, numel[,
+    /// view_metadata])` yields a storage reference (and records the root
+    /// storage's dtype and size); `('module', class, ...)` (whole-module
+    /// saves in the legacy format) yields the class itself.
+    fn persistent_load(&mut self, pid: Id) -> Result<Id, PthError> {
         let items = self.tuple_items(pid, "persistent id")?;
-        if items.len() < 3 {
+        if items.len() < 2 {
             return Err(PthError::Malformed("persistent id tuple too short".into()));
         }
         match &self.arena[items[0]] {
             Obj::Str(s) if s == "storage" => {}
+            Obj::Str(s) if s == "module" => return Ok(items[1]),
             _ => {
                 return Err(PthError::Malformed(
                     "persistent id is not a ('storage', ...) tuple".into(),
                 ));
             }
+        }
+        if items.len() < 3 {
+            return Err(PthError::Malformed("persistent id tuple too short".into()));
         }
         let dtype = match &self.arena[items[1]] {
             Obj::Global(Global::Storage(d)) => *d,
@@ -971,7 +1101,40 @@ impl<'a, S: Storages> Unpickler<'a, S> {
                 "suspicious storage key {key:?}"
             )));
         }
-        Ok(Obj::Storage { dtype, key })
+        // items[3] is the location ("cpu", "cuda:0"): irrelevant here.
+        if let Some(&n) = items.get(4) {
+            let numel = u64::try_from(self.int(n, "storage size")?)
+                .map_err(|_| PthError::Malformed("negative storage size".into()))?;
+            let info = RootInfo { dtype, numel };
+            match self.roots.get(&key) {
+                Some(prev) if *prev != info => {
+                    return Err(PthError::Malformed(format!(
+                        "storage {key:?} declared twice with different types or sizes"
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    self.roots.insert(key.clone(), info);
+                }
+            }
+        }
+        let view = match items.get(5).map(|&v| &self.arena[v]) {
+            None | Some(Obj::None) => None,
+            Some(Obj::Tuple(v)) if v.len() == 3 => {
+                let (off, len) = (v[1], v[2]);
+                let off = usize::try_from(self.int(off, "storage view offset")?)
+                    .map_err(|_| PthError::Malformed("negative storage view offset".into()))?;
+                let len = usize::try_from(self.int(len, "storage view size")?)
+                    .map_err(|_| PthError::Malformed("negative storage view size".into()))?;
+                Some((off, len))
+            }
+            Some(_) => {
+                return Err(PthError::Malformed(
+                    "storage view metadata is not a (key, offset, size) tuple".into(),
+                ));
+            }
+        };
+        Ok(self.alloc(Obj::Storage(StorageRef { dtype, key, view })))
     }
 
     fn call(&mut self, func: Id, args: Id) -> Result<Obj, PthError> {
@@ -991,7 +1154,16 @@ impl<'a, S: Storages> Unpickler<'a, S> {
                         _ => return Err(PthError::Malformed("dict(): bad argument".into())),
                     };
                     for p in pairs {
-                        let kv = self.tuple_items(p, "dict item")?;
+                        // Python 3 pickles pairs as tuples, Python 2's
+                        // OrderedDict.__reduce__ as two-element lists.
+                        let kv = match &self.arena[p] {
+                            Obj::Tuple(v) | Obj::List(v) => v.clone(),
+                            _ => {
+                                return Err(PthError::Malformed(
+                                    "dict item: expected a pair".into(),
+                                ));
+                            }
+                        };
                         if kv.len() != 2 {
                             return Err(PthError::Malformed("dict item is not a pair".into()));
                         }
@@ -1012,7 +1184,8 @@ impl<'a, S: Storages> Unpickler<'a, S> {
                     Obj::List(items)
                 })
             }
-            Global::RebuildTensorV2 => self.rebuild_tensor(&args).map(Obj::Tensor),
+            Global::RebuildTensorV2 => self.rebuild_tensor(&args, 6).map(Obj::Tensor),
+            Global::RebuildTensor => self.rebuild_tensor(&args, 4).map(Obj::Tensor),
             Global::RebuildParameter => {
                 let a = *args
                     .first()
@@ -1049,18 +1222,20 @@ impl<'a, S: Storages> Unpickler<'a, S> {
         }
     }
 
-    fn rebuild_tensor(&mut self, args: &[Id]) -> Result<TensorData, PthError> {
-        if args.len() < 6 {
+    /// Checks the arguments of `_rebuild_tensor(_v2)` (`storage, offset,
+    /// size, stride, ...`); at least `min_args` are required.
+    fn rebuild_tensor(&mut self, args: &[Id], min_args: usize) -> Result<TensorRef, PthError> {
+        if args.len() < min_args {
             return Err(PthError::Malformed(format!(
-                "_rebuild_tensor_v2 expects at least 6 arguments, got {}",
+                "_rebuild_tensor expects at least {min_args} arguments, got {}",
                 args.len()
             )));
         }
-        let (dtype, key) = match &self.arena[args[0]] {
-            Obj::Storage { dtype, key } => (*dtype, key.clone()),
+        let storage = match &self.arena[args[0]] {
+            Obj::Storage(s) => s.clone(),
             _ => {
                 return Err(PthError::Malformed(
-                    "_rebuild_tensor_v2: first argument is not a storage".into(),
+                    "_rebuild_tensor: first argument is not a storage".into(),
                 ));
             }
         };
@@ -1071,111 +1246,168 @@ impl<'a, S: Storages> Unpickler<'a, S> {
         if shape.len() != stride.len() {
             return Err(PthError::Malformed("size and stride lengths differ".into()));
         }
-        let es = dtype.size();
-        let overflow = || PthError::Malformed("tensor size overflows".into());
-        let numel = shape
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .ok_or_else(overflow)?;
-        let out_len = numel.checked_mul(es).ok_or_else(overflow)?;
-        let big_endian = self.storages.big_endian();
-        let storage = self.storages.get(&key)?;
-        if numel == 0 {
-            return Ok(TensorData {
-                dtype,
-                shape,
-                data: Vec::new(),
-            });
-        }
-        // Highest element index touched, to bounds-check the storage once.
-        let mut max_idx = offset;
-        for (&d, &s) in shape.iter().zip(&stride) {
-            max_idx = (d - 1)
-                .checked_mul(s)
-                .and_then(|x| x.checked_add(max_idx))
-                .ok_or_else(overflow)?;
-        }
-        let needed = max_idx
-            .checked_add(1)
-            .and_then(|x| x.checked_mul(es))
-            .ok_or_else(overflow)?;
-        if storage.len() < needed {
-            return Err(PthError::StorageTooShort {
-                key,
-                needed,
-                actual: storage.len(),
-            });
-        }
-        let mut data = Vec::new();
-        data.try_reserve_exact(out_len)
-            .map_err(|_| PthError::Malformed(format!("cannot allocate {out_len} bytes")))?;
-        let contiguous = {
-            let mut expect = 1usize;
-            let mut ok = true;
-            for (&d, &s) in shape.iter().zip(&stride).rev() {
-                if d != 1 && s != expect {
-                    ok = false;
-                    break;
-                }
-                expect = expect.saturating_mul(d);
-            }
-            ok
-        };
-        if contiguous {
-            data.extend_from_slice(&storage[offset * es..offset * es + out_len]);
-        } else {
-            let mut idx = vec![0usize; shape.len()];
-            for _ in 0..numel {
-                let lin = offset + idx.iter().zip(&stride).map(|(&i, &s)| i * s).sum::<usize>();
-                data.extend_from_slice(&storage[lin * es..(lin + 1) * es]);
-                for ax in (0..shape.len()).rev() {
-                    idx[ax] += 1;
-                    if idx[ax] < shape[ax] {
-                        break;
-                    }
-                    idx[ax] = 0;
-                }
-            }
-        }
-        if big_endian && es > 1 {
-            for c in data.chunks_exact_mut(es) {
-                c.reverse();
-            }
-        }
-        Ok(TensorData { dtype, shape, data })
+        Ok(TensorRef {
+            storage,
+            offset,
+            shape,
+            stride,
+        })
     }
 
-    fn to_value(&self, id: Id, depth: usize) -> Result<Value, PthError> {
+    /// Converts the object `id` to a [`Value`], reading tensor data from `storages`.
+    fn to_value<S: Storages>(
+        &self,
+        id: Id,
+        depth: usize,
+        storages: &mut S,
+    ) -> Result<Value, PthError> {
         if depth > MAX_DEPTH {
             return Err(PthError::Malformed(
                 "object graph too deep (or self-referential)".into(),
             ));
         }
-        let list = |v: &[Id]| -> Result<Vec<Value>, PthError> {
-            v.iter().map(|&i| self.to_value(i, depth + 1)).collect()
+        let list = |v: &[Id], storages: &mut S| -> Result<Vec<Value>, PthError> {
+            v.iter()
+                .map(|&i| self.to_value(i, depth + 1, storages))
+                .collect()
         };
         Ok(match &self.arena[id] {
             Obj::None => Value::None,
             Obj::Bool(b) => Value::Bool(*b),
             Obj::Int(i) => Value::Int(*i),
+            Obj::BigInt(_) => {
+                return Err(PthError::Malformed(
+                    "integer does not fit in 64 bits".into(),
+                ));
+            }
             Obj::Float(f) => Value::Float(*f),
             Obj::Str(s) => Value::Str(s.clone()),
-            Obj::List(v) => Value::List(list(v)?),
-            Obj::Tuple(v) => Value::Tuple(list(v)?),
-            Obj::Dict(v) => Value::Dict(
-                v.iter()
-                    .map(|&(k, x)| Ok((self.to_value(k, depth + 1)?, self.to_value(x, depth + 1)?)))
-                    .collect::<Result<_, PthError>>()?,
-            ),
-            Obj::Tensor(t) => Value::Tensor(t.clone()),
+            Obj::List(v) => Value::List(list(v, storages)?),
+            Obj::Tuple(v) => Value::Tuple(list(v, storages)?),
+            Obj::Dict(v) => {
+                let mut out = Vec::with_capacity(v.len());
+                for &(k, x) in v {
+                    out.push((
+                        self.to_value(k, depth + 1, storages)?,
+                        self.to_value(x, depth + 1, storages)?,
+                    ));
+                }
+                Value::Dict(out)
+            }
+            Obj::Tensor(t) => Value::Tensor(materialize(t, storages)?),
             Obj::Object(n) => Value::Object(n.clone()),
             Obj::Global(g) => Value::Object(match g {
                 Global::Opaque(n) | Global::Forbidden(n) => n.clone(),
                 other => format!("{other:?}"),
             }),
-            Obj::Storage { key, .. } => Value::Object(format!("storage:{key}")),
+            Obj::Storage(s) => Value::Object(format!("storage:{}", s.key)),
         })
     }
+}
+
+/// Reads a strided tensor out of its storage into a dense little-endian copy.
+fn materialize<S: Storages>(t: &TensorRef, storages: &mut S) -> Result<TensorData, PthError> {
+    let TensorRef {
+        storage: sref,
+        offset,
+        shape,
+        stride,
+    } = t;
+    let (dtype, offset) = (sref.dtype, *offset);
+    let es = dtype.size();
+    let overflow = || PthError::Malformed("tensor size overflows".into());
+    let numel = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(overflow)?;
+    let out_len = numel.checked_mul(es).ok_or_else(overflow)?;
+    let big_endian = storages.big_endian();
+    let root = storages.get(&sref.key)?;
+    let storage = match sref.view {
+        None => root,
+        Some((off, len)) => {
+            let start = off.checked_mul(es).ok_or_else(overflow)?;
+            let end = off
+                .checked_add(len)
+                .and_then(|x| x.checked_mul(es))
+                .ok_or_else(overflow)?;
+            if root.len() < end {
+                return Err(PthError::StorageTooShort {
+                    key: sref.key.clone(),
+                    needed: end,
+                    actual: root.len(),
+                });
+            }
+            &root[start..end]
+        }
+    };
+    if numel == 0 {
+        return Ok(TensorData {
+            dtype,
+            shape: shape.clone(),
+            data: Vec::new(),
+        });
+    }
+    // Highest element index touched, to bounds-check the storage once.
+    let mut max_idx = offset;
+    for (&d, &s) in shape.iter().zip(stride) {
+        max_idx = (d - 1)
+            .checked_mul(s)
+            .and_then(|x| x.checked_add(max_idx))
+            .ok_or_else(overflow)?;
+    }
+    let needed = max_idx
+        .checked_add(1)
+        .and_then(|x| x.checked_mul(es))
+        .ok_or_else(overflow)?;
+    if storage.len() < needed {
+        return Err(PthError::StorageTooShort {
+            key: sref.key.clone(),
+            needed,
+            actual: storage.len(),
+        });
+    }
+    let mut data = Vec::new();
+    data.try_reserve_exact(out_len)
+        .map_err(|_| PthError::Malformed(format!("cannot allocate {out_len} bytes")))?;
+    let contiguous = {
+        let mut expect = 1usize;
+        let mut ok = true;
+        for (&d, &s) in shape.iter().zip(stride).rev() {
+            if d != 1 && s != expect {
+                ok = false;
+                break;
+            }
+            expect = expect.saturating_mul(d);
+        }
+        ok
+    };
+    if contiguous {
+        data.extend_from_slice(&storage[offset * es..offset * es + out_len]);
+    } else {
+        let mut idx = vec![0usize; shape.len()];
+        for _ in 0..numel {
+            let lin = offset + idx.iter().zip(stride).map(|(&i, &s)| i * s).sum::<usize>();
+            data.extend_from_slice(&storage[lin * es..(lin + 1) * es]);
+            for ax in (0..shape.len()).rev() {
+                idx[ax] += 1;
+                if idx[ax] < shape[ax] {
+                    break;
+                }
+                idx[ax] = 0;
+            }
+        }
+    }
+    if big_endian && es > 1 {
+        for c in data.chunks_exact_mut(es) {
+            c.reverse();
+        }
+    }
+    Ok(TensorData {
+        dtype,
+        shape: shape.clone(),
+        data,
+    })
 }
 
 /// Decodes a little-endian two's-complement integer (pickle LONG1).
@@ -1237,10 +1469,9 @@ mod tests {
     }
 
     fn unpickle(bytes: &[u8]) -> Result<Value, PthError> {
-        let mut s = NoStorage;
-        let mut up = Unpickler::new(bytes, &mut s);
+        let mut up = Unpickler::new(bytes, 0);
         let root = up.run()?;
-        up.to_value(root, 0)
+        up.to_value(root, 0, &mut NoStorage)
     }
 
     #[test]
@@ -1278,6 +1509,28 @@ mod tests {
     fn unknown_opcode_is_named() {
         let err = unpickle(b"\x80\x02C\x01x.").unwrap_err();
         assert!(err.to_string().contains("SHORT_BINBYTES"), "{err}");
+    }
+
+    #[test]
+    fn module_persistent_id_yields_the_class() {
+        // Whole-module legacy saves pickle the class as ('module', cls, file, source).
+        let p = b"\x80\x02(U\x06modulecmodels\nNet\nNNtQ)\x81}b.";
+        assert_eq!(unpickle(p).unwrap(), Value::Object("models.Net".into()));
+    }
+
+    #[test]
+    fn cuda_storage_classes_and_python2_strings() {
+        let p = b"\x80\x02(U\x07storagectorch.cuda\nHalfStorage\nT\x01\x00\x00\x00kU\x06cuda:0K\x02NtQ.";
+        assert_eq!(unpickle(p).unwrap(), Value::Object("storage:k".into()));
+        // Negative BINSTRING length.
+        let p = b"\x80\x02T\xff\xff\xff\xff.";
+        assert!(matches!(unpickle(p), Err(PthError::Malformed(_))));
+    }
+
+    #[test]
+    fn oversized_int_is_an_error_in_values() {
+        let p = b"\x80\x02\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01.";
+        assert!(matches!(unpickle(p), Err(PthError::Malformed(_))));
     }
 
     #[test]

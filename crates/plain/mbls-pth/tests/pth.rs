@@ -249,9 +249,17 @@ fn corrupted_pickle_never_panics() {
 
 #[test]
 fn structural_errors() {
-    // Not a zip at all.
-    let r = load_reader(Cursor::new(b"\x80\x02}q\x00.".to_vec()));
+    // Neither a zip nor a pickle.
+    let r = load_reader(Cursor::new(b"hello world".to_vec()));
     assert!(matches!(r, Err(PthError::NotZip(_))), "{r:?}");
+    let msg = r.unwrap_err().to_string();
+    assert!(msg.contains("legacy"), "{msg}");
+    assert!(!msg.contains("unsupported"), "{msg}");
+    let r = load_reader(Cursor::new(Vec::new()));
+    assert!(matches!(r, Err(PthError::NotZip(_))), "{r:?}");
+    // A pickle, but not a legacy checkpoint (no magic number).
+    let r = load_reader(Cursor::new(b"\x80\x02}q\x00.".to_vec()));
+    assert!(matches!(r, Err(PthError::Legacy(_))), "{r:?}");
 
     let bytes = std::fs::read(fixture("misc.pth")).unwrap();
     // data.pkl missing.
@@ -337,4 +345,268 @@ fn opaque_objects_do_not_break_loading() {
         Some(Value::Tensor(t)) => check_tensor("weight", t, &exp["tensors"][0]),
         other => panic!("weight: {other:?}"),
     }
+}
+
+// ---------------------------------------------------------------------------
+// Legacy (pre-1.6, non-zip) format
+// ---------------------------------------------------------------------------
+
+const LEGACY_FILES: [&str; 4] = [
+    "legacy_state_dict",
+    "legacy_checkpoint",
+    "legacy_module",
+    "legacy_old",
+];
+
+#[test]
+fn legacy_files_are_not_zips() {
+    for name in LEGACY_FILES {
+        let bytes = std::fs::read(fixture(&format!("{name}.pth"))).unwrap();
+        assert_eq!(bytes[0], 0x80, "{name}");
+        assert_ne!(&bytes[..4], b"PK\x03\x04", "{name}");
+    }
+}
+
+#[test]
+fn legacy_plain_state_dict() {
+    let exp = expected("legacy_state_dict.json");
+    let sd = load_state_dict(fixture("legacy_state_dict.pth")).unwrap();
+    check_state_dict(&sd, &exp);
+    let names: Vec<&str> = sd.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "w", "w_t", "w_slice", "f64", "i64", "f16", "scalar", "empty"
+        ]
+    );
+    // w_t and w_slice are strided views of w's storage.
+    let w = sd[0].1.to_f32().unwrap();
+    let w_t = sd[1].1.to_f32().unwrap();
+    for r in 0..3 {
+        for c in 0..4 {
+            assert_eq!(w_t[c * 3 + r], w[r * 4 + c]);
+        }
+    }
+    assert_eq!(sd[2].1.shape, [2, 2]);
+    assert_eq!(sd[2].1.to_f32().unwrap(), [w[4], w[6], w[8], w[10]]);
+    assert_eq!(sd[6].1.shape, Vec::<usize>::new());
+    assert_eq!(sd[7].1.shape, [0, 2]);
+
+    // The same through load_reader on an in-memory buffer, and through load.
+    let bytes = std::fs::read(fixture("legacy_state_dict.pth")).unwrap();
+    let from_reader = mbls_pth::state_dict_from_value(load_reader(Cursor::new(&bytes)).unwrap());
+    assert_eq!(from_reader.unwrap(), sd);
+    let v = load(fixture("legacy_state_dict.pth")).unwrap();
+    assert!(matches!(v.get("w"), Some(Value::Tensor(t)) if *t == sd[0].1));
+}
+
+#[test]
+fn legacy_reader_starts_at_current_position() {
+    // Detection and parsing work relative to where the reader stands.
+    let bytes = std::fs::read(fixture("legacy_checkpoint.pth")).unwrap();
+    let mut padded = b"junk".to_vec();
+    padded.extend_from_slice(&bytes);
+    let mut cur = Cursor::new(padded);
+    cur.set_position(4);
+    let v = load_reader(cur).unwrap();
+    assert_eq!(v.get("epoch"), Some(&Value::Int(3)));
+}
+
+#[test]
+fn legacy_wrapped_checkpoint_with_module_prefix() {
+    let exp = expected("legacy_checkpoint.json");
+    let sd = load_state_dict(fixture("legacy_checkpoint.pth")).unwrap();
+    check_state_dict(&sd, &exp);
+    assert_eq!(sd[0].0, "fc.weight");
+    assert_eq!(sd[1].0, "fc.bias");
+    let v = load(fixture("legacy_checkpoint.pth")).unwrap();
+    let extra = &exp["extra"];
+    assert_eq!(
+        v.get("epoch"),
+        Some(&Value::Int(extra["epoch"].as_i64().unwrap()))
+    );
+    assert_eq!(
+        v.get("best_acc"),
+        Some(&Value::Float(extra["best_acc"].as_f64().unwrap()))
+    );
+    assert_eq!(
+        v.get("arch"),
+        Some(&Value::Str(extra["arch"].as_str().unwrap().into()))
+    );
+    // The raw state dict still carries the prefixes.
+    let Some(Value::Dict(raw)) = v.get("state_dict") else {
+        panic!("state_dict missing");
+    };
+    assert_eq!(raw[0].0, Value::Str("module.fc.weight".into()));
+}
+
+#[test]
+fn legacy_module_state_dict() {
+    let sd = load_state_dict(fixture("legacy_module.pth")).unwrap();
+    check_state_dict(&sd, &expected("legacy_module.json"));
+    let names: Vec<&str> = sd.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "0.weight",
+            "0.bias",
+            "1.weight",
+            "1.bias",
+            "1.running_mean",
+            "1.running_var",
+            "1.num_batches_tracked"
+        ]
+    );
+    let nbt = &sd[6].1;
+    assert_eq!(nbt.dtype, DType::I64);
+    assert_eq!(nbt.shape, Vec::<usize>::new());
+    assert_eq!(nbt.to_i64().unwrap(), vec![5]);
+    assert_eq!(sd[0].1.shape, [3, 2, 3, 3]);
+}
+
+#[test]
+fn legacy_pytorch03_python2_style() {
+    // _rebuild_tensor (v1), Python 2 str keys (SHORT_BINSTRING / BINSTRING),
+    // OrderedDict from a list of lists, storage views with their own offsets.
+    let sd = load_state_dict(fixture("legacy_old.pth")).unwrap();
+    check_state_dict(&sd, &expected("legacy_old.json"));
+    assert_eq!(sd[3].0, "x".repeat(300));
+    assert_eq!(sd[2].1.to_i64().unwrap(), [7, -3, 1 << 40, -(1 << 33)]);
+}
+
+/// Legacy fixture `legacy_old.pth` ends with r1 (10 x f32) then r2 (4 x i64),
+/// each behind an 8-byte element count.
+const OLD_DATA_SECTION: usize = 8 + 40 + 8 + 32;
+
+#[test]
+fn legacy_truncated_everywhere_errors_without_panicking() {
+    for name in LEGACY_FILES {
+        let bytes = std::fs::read(fixture(&format!("{name}.pth"))).unwrap();
+        for cut in 0..bytes.len() {
+            let r = load_reader(Cursor::new(&bytes[..cut]));
+            assert!(r.is_err(), "{name} truncated at {cut} unexpectedly loaded");
+        }
+    }
+}
+
+#[test]
+fn legacy_truncation_names_section_and_offset() {
+    let bytes = std::fs::read(fixture("legacy_old.pth")).unwrap();
+    let data = bytes.len() - OLD_DATA_SECTION;
+    let trunc = |cut: usize| match load_reader(Cursor::new(&bytes[..cut])) {
+        Err(PthError::Truncated { offset, what }) => (offset, what),
+        other => panic!("cut at {cut}: {other:?}"),
+    };
+    // Inside the magic number pickle.
+    let (offset, what) = trunc(5);
+    assert_eq!(offset, 4);
+    assert!(what.starts_with("legacy magic number"), "{what}");
+    // Inside r1's element count.
+    let (offset, what) = trunc(data + 3);
+    assert_eq!(offset, data);
+    assert!(what.contains("element count of storage `r1`"), "{what}");
+    // Inside r2's data.
+    let (offset, what) = trunc(bytes.len() - 1);
+    assert_eq!(offset, bytes.len() - 32);
+    assert!(what.contains("data of storage `r2`"), "{what}");
+    assert!(what.contains("31 bytes left"), "{what}");
+    let msg = load_reader(Cursor::new(&bytes[..bytes.len() - 1]))
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains(&format!("byte {}", bytes.len() - 32)), "{msg}");
+    // Inside the object pickle (the OrderedDict global is in it).
+    let obj = bytes.windows(11).position(|w| w == b"collections").unwrap();
+    let (_, what) = trunc(obj + 3);
+    assert!(what.starts_with("legacy object pickle"), "{what}");
+}
+
+#[test]
+fn legacy_corrupted_never_panics() {
+    let bytes = std::fs::read(fixture("legacy_state_dict.pth")).unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..2000 {
+        let mut b = bytes.clone();
+        for _ in 0..2 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let i = (seed as usize) % b.len();
+            b[i] = (seed >> 32) as u8;
+        }
+        if b[0] != 0x80 {
+            b[0] = 0x80;
+        }
+        let _ = load_reader(Cursor::new(b));
+    }
+}
+
+#[test]
+fn legacy_structural_errors() {
+    let bytes = std::fs::read(fixture("legacy_old.pth")).unwrap();
+    let data = bytes.len() - OLD_DATA_SECTION;
+
+    // Element count disagrees with the persistent id's numel.
+    let mut b = bytes.clone();
+    b[data] = 11;
+    let r = load_reader(Cursor::new(b));
+    match r {
+        Err(PthError::StorageSizeMismatch {
+            key,
+            expected,
+            found,
+        }) => {
+            assert_eq!((key.as_str(), expected, found), ("r1", 10, 11));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Unknown / disallowed storage type.
+    let b = replace(
+        &bytes,
+        b"torch\nLongStorage\n",
+        b"torch\nComplexFloatStorage\n",
+    );
+    let r = load_reader(Cursor::new(b));
+    assert!(matches!(r, Err(PthError::DisallowedGlobal(_))), "{r:?}");
+    let b = replace(&bytes, b"torch\nLongStorage\n", b"numpy\nLongStorage\n");
+    let r = load_reader(Cursor::new(b));
+    assert!(matches!(r, Err(PthError::DisallowedGlobal(_))), "{r:?}");
+
+    // Key list names a storage no persistent id declares.
+    let b = replace(&bytes, b"U\x02r1U\x02r2e.", b"U\x02r1U\x02r3e.");
+    let r = load_reader(Cursor::new(b));
+    assert!(matches!(r, Err(PthError::Legacy(_))), "{r:?}");
+    // Key listed twice.
+    let b = replace(&bytes, b"U\x02r1U\x02r2e.", b"U\x02r1U\x02r1e.");
+    let r = load_reader(Cursor::new(b));
+    assert!(matches!(r, Err(PthError::Legacy(_))), "{r:?}");
+    // A referenced storage is not in the key list.
+    let b = replace(&bytes, b"U\x02r1U\x02r2e.", b"U\x02r1e.");
+    let r = load_reader(Cursor::new(b));
+    assert!(
+        matches!(&r, Err(PthError::StorageMissing(k)) if k == "r2"),
+        "{r:?}"
+    );
+    // Key list is not a list.
+    let b = replace(&bytes, b"](U\x02r1U\x02r2e.", b"K\x01.");
+    let r = load_reader(Cursor::new(b));
+    assert!(matches!(r, Err(PthError::Legacy(_))), "{r:?}");
+
+    // A storage view reaching past its root storage.
+    let b = replace(&bytes, b"U\x02v1K\x04K\x06t", b"U\x02v1K\x05K\x06t");
+    let r = load_reader(Cursor::new(b));
+    assert!(matches!(r, Err(PthError::StorageTooShort { .. })), "{r:?}");
+
+    // Wrong magic number (last magic byte changed).
+    let mut b = bytes.clone();
+    assert_eq!(b[13], 0x19);
+    b[13] = 0x18;
+    let r = load_reader(Cursor::new(b));
+    assert!(matches!(r, Err(PthError::Legacy(_))), "{r:?}");
+
+    // Trailing bytes after the last storage are ignored, as torch does.
+    let mut b = bytes.clone();
+    b.extend_from_slice(b"trailing");
+    let sd = mbls_pth::state_dict_from_value(load_reader(Cursor::new(b)).unwrap()).unwrap();
+    check_state_dict(&sd, &expected("legacy_old.json"));
 }
