@@ -223,10 +223,7 @@ fn row(ctx: &Ctx, x: &[f32], t: i64, g: &mut [f32], e: &mut [f32]) -> Sums {
     }
     let y = t as usize;
     let (mx, mn, _) = fastmath::max_min_sum(x);
-    for (ev, &v) in e.iter_mut().zip(x) {
-        *ev = fastmath::exp(v - mx);
-    }
-    let sum = fastmath::max_min_sum(e).2;
+    let sum = exp_shifted(x, mx, e);
     let inv = 1.0 / sum;
     let lse = (sum as f64).ln(); // log-sum-exp minus the max
     let logp_y = (x[y] - mx) as f64 - lse; // log p_y
@@ -275,44 +272,83 @@ fn row(ctx: &Ctx, x: &[f32], t: i64, g: &mut [f32], e: &mut [f32]) -> Sums {
                 return (-logp_y, 0.0);
             }
             let thr = mx - margin;
-            // simple loops that vectorise: penalty, active count, how many logits equal the max
-            let (pen, active, ties) = margin_stats(x, mx, thr);
-            // the max receives +s for every active logit (torch.max's gradient goes to the first
-            // maximal index); with a unique max it is added in the vectorised pass
-            let bonus = if ties == 1 { s * active as f32 } else { 0.0 };
-            for ((gv, &ev), &v) in g.iter_mut().zip(e.iter()).zip(x) {
-                *gv =
-                    ev * scale - if v < thr { s } else { 0.0 } + if v == mx { bonus } else { 0.0 };
-            }
-            if ties > 1 {
-                let am = x.iter().position(|&v| v == mx).unwrap_or(0);
-                g[am] += s * active as f32;
-            }
+            // one vectorised pass: gradient of the CE and of the penalty's -s per active
+            // logit, with the penalty and the active count in float lanes
+            let (pen, active) = margin_grad(x, e, g, scale, thr, s);
+            // torch.max's gradient goes to the first maximal index: +s per active logit
+            g[first_index_of(x, mx)] += s * active as f32;
             g[y] -= n;
             (-logp_y, pen)
         }
     }
 }
 
-/// `(Σ_k relu(thr − x_k), #{x_k < thr}, #{x_k == max})`, as simple loops that vectorise
-/// (integer counters inside an 8-lane loop do not).
+/// Writes `e_k = exp(x_k - mx)` and returns their sum (8 float lanes, added in a fixed order).
 #[inline(always)]
-fn margin_stats(x: &[f32], mx: f32, thr: f32) -> (f64, u32, u32) {
+fn exp_shifted(x: &[f32], mx: f32, e: &mut [f32]) -> f32 {
+    // a plain element loop (the loop vectoriser handles it; an 8-lane chunk body with the sum
+    // folded in stays scalar), then the sum in 8 lanes
+    for (ev, &v) in e.iter_mut().zip(x) {
+        *ev = fastmath::exp(v - mx);
+    }
+    let mut sm = [0f32; 8];
+    let mut es = e.chunks_exact(8);
+    for c in &mut es {
+        for i in 0..8 {
+            sm[i] += c[i];
+        }
+    }
+    for (i, &v) in es.remainder().iter().enumerate() {
+        sm[i] += v;
+    }
+    ((sm[0] + sm[4]) + (sm[1] + sm[5])) + ((sm[2] + sm[6]) + (sm[3] + sm[7]))
+}
+
+/// MbLS row gradient without the max's share: `g_k = e_k * scale - s [x_k < thr]`; returns
+/// `(Σ_k relu(thr − x_k), #{x_k < thr})`, accumulated in float lanes so the loop vectorises
+/// (counts are exact in f32 up to 2^24 classes).
+#[inline(always)]
+fn margin_grad(x: &[f32], e: &[f32], g: &mut [f32], scale: f32, thr: f32, s: f32) -> (f64, u32) {
+    // plain element loop for the gradient (vectorised by the loop vectoriser) ...
+    for ((gv, &ev), &v) in g.iter_mut().zip(e).zip(x) {
+        *gv = ev * scale - if v < thr { s } else { 0.0 };
+    }
+    // ... and the two sums in 8 float lanes over x alone (selects, as in max_min_sum)
     let mut pen = [0f32; 8];
-    let mut it = x.chunks_exact(8);
-    for c in &mut it {
+    let mut act = [0f32; 8];
+    let mut xs = x.chunks_exact(8);
+    for c in &mut xs {
         for i in 0..8 {
             let d = thr - c[i];
             pen[i] += if d > 0.0 { d } else { 0.0 };
+            act[i] += if d > 0.0 { 1.0 } else { 0.0 };
         }
     }
-    for (i, &v) in it.remainder().iter().enumerate() {
+    for (i, &v) in xs.remainder().iter().enumerate() {
         let d = thr - v;
         pen[i] += if d > 0.0 { d } else { 0.0 };
+        act[i] += if d > 0.0 { 1.0 } else { 0.0 };
     }
-    let active = x.iter().filter(|&&v| v < thr).count() as u32;
-    let ties = x.iter().filter(|&&v| v == mx).count() as u32;
-    (pen.iter().map(|&v| v as f64).sum(), active, ties)
+    let active: f32 = act.iter().sum();
+    (pen.iter().map(|&v| v as f64).sum(), active as u32)
+}
+
+/// Index of the first element equal to `m` (0 if none), testing 8 at a time.
+#[inline(always)]
+fn first_index_of(x: &[f32], m: f32) -> usize {
+    let mut it = x.chunks_exact(8);
+    let mut base = 0;
+    for c in &mut it {
+        let mut hit = false;
+        for &v in c {
+            hit |= v == m;
+        }
+        if hit {
+            return base + c.iter().position(|&v| v == m).unwrap_or(0);
+        }
+        base += 8;
+    }
+    base + it.remainder().iter().position(|&v| v == m).unwrap_or(0)
 }
 
 #[allow(clippy::too_many_arguments)]
