@@ -3,6 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use mbls_config::Config;
+use mbls_engine::checkpoint::{LoadOptions, load_weights};
 use mbls_engine::models::{ModelOptions, build_model};
 use mbls_engine::tch::{Device, Kind, nn};
 
@@ -19,6 +20,13 @@ pub struct ModelArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Load weights from this file (PyTorch .pth, zip or legacy, or safetensors) and report,
+    /// by name, what was loaded, missing, unexpected or of another shape.
+    #[arg(long, value_name = "FILE")]
+    pub load: Option<std::path::PathBuf>,
+    /// With --load: fail unless the file matches the model exactly.
+    #[arg(long, requires = "load")]
+    pub strict: bool,
 }
 
 /// Runs `mbls model`.
@@ -37,17 +45,32 @@ pub fn run(args: ModelArgs) -> Result<()> {
     } else {
         false
     };
+    let mut opts = ModelOptions {
+        has_dropout,
+        ..Default::default()
+    };
+    if cfg.contains("model.encoder_name") {
+        let enc = cfg.get_str("model.encoder_name")?;
+        opts.encoder_depth = enc
+            .strip_prefix("resnet")
+            .and_then(|d| d.parse().ok())
+            .with_context(|| {
+                format!("model.encoder_name={enc}: expected resnet18/34/50/101/152")
+            })?;
+    }
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = build_model(
-        &name,
-        num_classes,
-        &vs.root(),
-        ModelOptions {
-            has_dropout,
-            ..Default::default()
-        },
-    )
-    .with_context(|| format!("model={name}"))?;
+    let model = build_model(&name, num_classes, &vs.root(), opts)
+        .with_context(|| format!("model={name}"))?;
+    let load_report = match &args.load {
+        Some(path) => {
+            let lo = LoadOptions {
+                strict: args.strict,
+                ..LoadOptions::default()
+            };
+            Some(load_weights(&vs, path, &lo)?)
+        }
+        None => None,
+    };
     let vars = vs.variables();
     let mut entries = Vec::with_capacity(model.state_dict_names().len());
     let (mut params, mut buffers) = (0i64, 0i64);
@@ -76,6 +99,13 @@ pub fn run(args: ModelArgs) -> Result<()> {
             serde_json::to_string_pretty(&serde_json::json!({
                 "model": name, "num_classes": num_classes, "has_dropout": has_dropout,
                 "num_parameters": params, "num_buffer_elements": buffers, "state_dict": sd,
+                "load": load_report.as_ref().map(|r| serde_json::json!({
+                    "file": args.load.as_ref().map(|p| p.display().to_string()),
+                    "loaded": r.loaded, "missing": r.missing, "unexpected": r.unexpected,
+                    "defaulted": r.defaulted,
+                    "mismatched": r.mismatched.iter().map(|m| serde_json::json!({
+                        "name": m.name, "model": m.expected, "file": m.found})).collect::<Vec<_>>(),
+                })),
             }))?
         );
         return Ok(());
@@ -99,6 +129,10 @@ pub fn run(args: ModelArgs) -> Result<()> {
             if *tr { "" } else { " buffer" }
         );
         println!("{}", line.trim_end());
+    }
+    if let (Some(r), Some(path)) = (&load_report, &args.load) {
+        println!();
+        println!("weights {}: {r}", path.display());
     }
     Ok(())
 }

@@ -2,9 +2,12 @@
 //! training) is built on [`tch`] here. The plain-Rust crates (`mbls-metrics`, `mbls-npy`,
 //! `mbls-plot`) never depend on this one.
 
+pub mod checkpoint;
+mod fsutil;
 pub mod losses;
 pub mod models;
 pub mod optim;
+pub mod pretrained;
 
 pub use tch;
 

@@ -316,6 +316,134 @@ mod tests {
         }
     }
 
+    /// Mean within 5 standard errors of 0, standard deviation within 3% of `std`.
+    fn check_moments(name: &str, t: &Tensor, std: f64) {
+        let n = t.numel() as f64;
+        let mean = t.mean(tch::Kind::Double).double_value(&[]);
+        let got = t.std(true).double_value(&[]);
+        assert!(mean.abs() <= 5.0 * std / n.sqrt(), "{name}: mean {mean}");
+        assert!((got / std - 1.0).abs() < 0.03, "{name}: std {got} vs {std}");
+    }
+
+    fn check_uniform(name: &str, t: &Tensor, bound: f64) {
+        assert!(
+            t.abs().max().double_value(&[]) <= bound * (1.0 + 1e-6),
+            "{name}"
+        );
+        check_moments(name, t, bound / 3f64.sqrt());
+    }
+
+    #[test]
+    fn initialisation_distributions_follow_pytorch_and_smp() {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let _m = build_model("resnet50_cifar", 100, &vs.root(), ModelOptions::default()).unwrap();
+        let v = vs.variables();
+        // PyTorch default conv/linear init: uniform(±1/sqrt(fan_in)), bias likewise.
+        check_uniform(
+            "conv",
+            &v["layer3.0.conv2.weight"],
+            1.0 / (256.0f64 * 9.0).sqrt(),
+        );
+        check_uniform("fc.weight", &v["fc.weight"], 1.0 / 2048f64.sqrt());
+        assert!(v["fc.bias"].abs().max().double_value(&[]) <= 1.0 / 2048f64.sqrt());
+        for (n, want) in [
+            ("bn1.weight", 1.0),
+            ("bn1.bias", 0.0),
+            ("bn1.running_mean", 0.0),
+        ] {
+            let t = &v[n];
+            assert_eq!(t.min().double_value(&[]), want, "{n}");
+            assert_eq!(t.max().double_value(&[]), want, "{n}");
+        }
+        // Tiny-ImageNet: normal(0, sqrt(2 / (k k out))); ImageNet: kaiming-normal fan-out.
+        for name in ["resnet18_tiny", "resnet18"] {
+            let vs = nn::VarStore::new(tch::Device::Cpu);
+            let _m = build_model(name, 10, &vs.root(), ModelOptions::default()).unwrap();
+            let w = &vs.variables()["layer3.1.conv1.weight"];
+            check_moments(name, w, (2.0 / (9.0 * 256.0f64)).sqrt());
+        }
+        // DeepLabV3 (smp): decoder kaiming-uniform fan-in, head xavier-uniform with zero bias,
+        // encoder as torchvision (kaiming-normal fan-out).
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let _m = build_model("deeplabv3", 21, &vs.root(), ModelOptions::default()).unwrap();
+        let v = vs.variables();
+        check_uniform(
+            "aspp 1x1",
+            &v["decoder.0.convs.0.0.weight"],
+            (6.0 / 2048.0f64).sqrt(),
+        );
+        check_uniform(
+            "aspp 3x3",
+            &v["decoder.0.convs.2.0.weight"],
+            (6.0 / (2048.0 * 9.0f64)).sqrt(),
+        );
+        check_uniform(
+            "decoder.1",
+            &v["decoder.1.weight"],
+            (6.0 / (256.0 * 9.0f64)).sqrt(),
+        );
+        check_uniform(
+            "head",
+            &v["segmentation_head.0.weight"],
+            (6.0 / (256.0 + 21.0f64)).sqrt(),
+        );
+        assert_eq!(
+            v["segmentation_head.0.bias"].abs().max().double_value(&[]),
+            0.0
+        );
+        check_moments(
+            "encoder",
+            &v["encoder.layer2.0.conv2.weight"],
+            (2.0 / (9.0 * 128.0f64)).sqrt(),
+        );
+        // Text CNN: PyTorch default conv1d init.
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let _m = build_model("global_pooling", 20, &vs.root(), ModelOptions::default()).unwrap();
+        check_uniform(
+            "conv1d",
+            &vs.variables()["conv2.weight"],
+            1.0 / (128.0f64 * 5.0).sqrt(),
+        );
+    }
+
+    #[test]
+    fn deeplab_options_are_checked() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let bad = |o: ModelOptions| build_model("deeplabv3", 21, &vs.root(), o).is_err();
+        let d = ModelOptions::default();
+        assert!(bad(ModelOptions {
+            output_stride: 4,
+            ..d
+        }));
+        assert!(bad(ModelOptions {
+            encoder_depth: 110,
+            ..d
+        }));
+        assert!(bad(ModelOptions {
+            aspp_dropout: 1.0,
+            ..d
+        }));
+        assert!(bad(ModelOptions {
+            has_dropout: true,
+            ..d
+        }));
+        let x = Tensor::zeros([2, 3, 48, 64], (tch::Kind::Float, tch::Device::Cpu));
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let m = build_model(
+            "deeplabv3",
+            5,
+            &vs.root(),
+            ModelOptions {
+                encoder_depth: 18,
+                output_stride: 16,
+                ..d
+            },
+        )
+        .unwrap();
+        assert_eq!(m.forward_t(&x, false).size(), [2, 5, 48, 64]);
+    }
+
     #[test]
     fn dropout_only_for_imagenet_style() {
         let vs = nn::VarStore::new(tch::Device::Cpu);

@@ -5,13 +5,13 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
 use super::params::Param;
 use super::{AdamConfig, OptimError, SgdConfig};
+use crate::fsutil::{save_token, write_atomic};
 
 /// Version of the state layout written by [`OptimizerState::save`] and checked on load.
 pub const STATE_FORMAT_VERSION: u32 = 1;
@@ -151,7 +151,7 @@ impl OptimizerState {
             });
         }
         named.push((TOKEN_KEY.to_string(), Tensor::from_slice(&[token as i64])));
-        write_atomic(path, |tmp| {
+        write_atomic(path, io_err, |tmp| {
             Tensor::write_safetensors(&named, tmp)?;
             Ok(())
         })?;
@@ -165,7 +165,7 @@ impl OptimizerState {
             path: sidecar_file.clone(),
             source,
         })?;
-        write_atomic(&sidecar_file, |tmp| {
+        write_atomic(&sidecar_file, io_err, |tmp| {
             fs::write(tmp, &json).map_err(|source| OptimError::Io {
                 path: tmp.to_path_buf(),
                 source,
@@ -326,63 +326,12 @@ pub(crate) fn zeros_like(p: &Tensor) -> Result<Tensor, OptimError> {
     Ok(Tensor::f_zeros(p.size(), (p.kind(), p.device()))?)
 }
 
-/// A value that differs between saves (time, process and a counter mixed).
-fn save_token() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    // splitmix64 finaliser over the mixed inputs
-    let mut z = nanos ^ (u64::from(std::process::id()) << 32) ^ count.wrapping_mul(0x9E37);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Writes `path` through `write` on a temporary file in the same folder, flushes it to disk
-/// and renames it over `path`; the temporary file is removed on failure.
-fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&Path) -> Result<(), OptimError>,
-) -> Result<(), OptimError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let io_err = |path: &Path, source| OptimError::Io {
+/// An [`OptimError::Io`] for `path`.
+fn io_err(path: &Path, source: std::io::Error) -> OptimError {
+    OptimError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let file_name = path.file_name().ok_or_else(|| {
-        io_err(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
-        )
-    })?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = write(&tmp).and_then(|()| {
-        fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| io_err(&tmp, e))?;
-        fs::rename(&tmp, path).map_err(|e| io_err(path, e))
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-        return result;
     }
-    // Persist the rename itself (best effort: not every platform can open a folder).
-    if let Ok(d) = fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 /// Hyper-parameter check shared by the optimizers' `load_state_dict`: the kind must match.
@@ -403,32 +352,5 @@ mod tests {
             sidecar_path(Path::new("ck/optim.safetensors")),
             PathBuf::from("ck/optim.safetensors.json")
         );
-    }
-
-    #[test]
-    fn tokens_differ() {
-        assert_ne!(save_token(), save_token());
-    }
-
-    #[test]
-    fn atomic_write_leaves_no_temp_on_failure() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.bin");
-        let err = write_atomic(&path, |tmp| {
-            fs::write(tmp, b"partial").unwrap();
-            Err(OptimError::MissingMetric)
-        })
-        .unwrap_err();
-        assert!(matches!(err, OptimError::MissingMetric));
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
-        write_atomic(&path, |tmp| {
-            fs::write(tmp, b"ok").map_err(|source| OptimError::Io {
-                path: tmp.into(),
-                source,
-            })
-        })
-        .unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"ok");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
