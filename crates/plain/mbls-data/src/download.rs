@@ -1,1 +1,230 @@
 //! Downloads with MD5 check and resume.
+//!
+//! [`download`] fetches a file over HTTP(S) into `<dest>.part`, resuming an interrupted download
+//! with an HTTP `Range` request, verifies its MD5 digest and only then renames it to `<dest>`, so a
+//! wrong or incomplete file never sits at `dest`. [`extract_tar_gz`] unpacks a `.tar.gz` archive.
+
+use crate::DataError;
+use md5::{Digest, Md5};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The MD5 digest of a file, as 32 lowercase hex digits.
+///
+/// # Errors
+/// [`DataError::Io`] when the file cannot be read.
+pub fn md5_file(path: &Path) -> Result<String, DataError> {
+    let mut file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut hasher = Md5::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| DataError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// `<dest>.part`: where [`download`] keeps an unfinished download.
+pub fn part_path(dest: &Path) -> PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(".part");
+    dest.with_file_name(name)
+}
+
+/// Downloads `url` to `dest` and checks its MD5 digest (`md5`, hex, case-insensitive).
+///
+/// - If `dest` already exists with the right digest, nothing is downloaded.
+/// - Otherwise the data goes to `<dest>.part`. When a partial `.part` file exists, the request
+///   asks for the rest with `Range: bytes=<size>-`: a `206 Partial Content` answer is appended, a
+///   `200 OK` answer (server without range support) restarts the file from the beginning.
+/// - An interrupted transfer leaves the `.part` file for the next call to resume.
+/// - When the complete file's digest is wrong, the `.part` file is deleted and
+///   [`DataError::Checksum`] returned; `dest` is left untouched.
+/// - On success `.part` is renamed to `dest` and `dest` returned.
+///
+/// # Errors
+/// [`DataError::Download`] when no connection can be made (the message says that no network was
+/// reachable and to place the file at `dest` by hand), on HTTP errors and interrupted transfers;
+/// [`DataError::Checksum`] on a digest mismatch; [`DataError::Io`] for local file errors.
+pub fn download(url: &str, dest: &Path, md5: &str) -> Result<PathBuf, DataError> {
+    let expected = md5.to_ascii_lowercase();
+    if dest.is_file() && md5_file(dest)? == expected {
+        return Ok(dest.to_path_buf());
+    }
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
+    }
+    let part = part_path(dest);
+    let by_hand = || {
+        format!(
+            "download {url} on a machine with network access and place it at {} by hand (MD5 {expected})",
+            dest.display()
+        )
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .timeout_per_read(Some(Duration::from_secs(120)))
+        .build()
+        .into();
+
+    // At most two rounds: a resumed request, then (if the server says the range is unsatisfiable)
+    // one fresh request.
+    let mut allow_resume = true;
+    loop {
+        let have = if allow_resume {
+            std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0)
+        } else {
+            0
+        };
+        let mut request = agent.get(url);
+        if have > 0 {
+            request = request.header("Range", format!("bytes={have}-"));
+        }
+        let response = request.call().map_err(|e| {
+            let unreachable = matches!(
+                e,
+                ureq::Error::ConnectionFailed
+                    | ureq::Error::HostNotFound
+                    | ureq::Error::Timeout(_)
+                    | ureq::Error::Io(_)
+            );
+            let message = if unreachable {
+                format!("no network was reachable ({e}); {}", by_hand())
+            } else {
+                format!("{e}; {}", by_hand())
+            };
+            DataError::Download {
+                url: url.to_string(),
+                message,
+            }
+        })?;
+        let status = response.status().as_u16();
+        let append = match status {
+            206 if have > 0 => {
+                let start = response
+                    .headers()
+                    .get("content-range")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(content_range_start);
+                // A server that answers another range than asked for: start over.
+                if start != Some(have) {
+                    allow_resume = false;
+                    continue;
+                }
+                true
+            }
+            200 => false,
+            416 if have > 0 => {
+                // The `.part` file may already be complete.
+                if md5_file(&part)? == expected {
+                    return finish(&part, dest);
+                }
+                allow_resume = false;
+                continue;
+            }
+            _ => {
+                return Err(DataError::Download {
+                    url: url.to_string(),
+                    message: format!("the server answered HTTP {status}; {}", by_hand()),
+                });
+            }
+        };
+        let mut file = if append {
+            OpenOptions::new().append(true).open(&part)
+        } else {
+            File::create(&part)
+        }
+        .map_err(|e| DataError::io(&part, e))?;
+        let mut body = response.into_body().into_reader();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(DataError::Download {
+                        url: url.to_string(),
+                        message: format!(
+                            "transfer interrupted ({e}); the partial file {} is kept and the next \
+                             attempt resumes it, or {}",
+                            part.display(),
+                            by_hand()
+                        ),
+                    });
+                }
+            };
+            file.write_all(&buf[..n])
+                .map_err(|e| DataError::io(&part, e))?;
+        }
+        file.sync_all().map_err(|e| DataError::io(&part, e))?;
+        drop(file);
+        let actual = md5_file(&part)?;
+        if actual != expected {
+            // Nothing wrong is kept: the next attempt starts from scratch.
+            let _ = std::fs::remove_file(&part);
+            return Err(DataError::Checksum {
+                path: dest.to_path_buf(),
+                expected,
+                actual,
+            });
+        }
+        return finish(&part, dest);
+    }
+}
+
+/// Renames the verified `.part` file to `dest`.
+fn finish(part: &Path, dest: &Path) -> Result<PathBuf, DataError> {
+    std::fs::rename(part, dest).map_err(|e| DataError::io(dest, e))?;
+    Ok(dest.to_path_buf())
+}
+
+/// The first byte position of a `Content-Range: bytes START-END/TOTAL` header.
+fn content_range_start(value: &str) -> Option<u64> {
+    let rest = value.trim().strip_prefix("bytes")?.trim_start();
+    let (start, _) = rest.split_once('-')?;
+    start.trim().parse().ok()
+}
+
+/// Unpacks the gzip-compressed tar archive `archive` into the folder `into` (created if missing).
+/// Entries that would land outside `into` (absolute paths, `..`) are refused by the `tar` crate.
+///
+/// # Errors
+/// [`DataError::Io`] naming the archive when it cannot be read or unpacked.
+pub fn extract_tar_gz(archive: &Path, into: &Path) -> Result<(), DataError> {
+    std::fs::create_dir_all(into).map_err(|e| DataError::io(into, e))?;
+    let file = File::open(archive).map_err(|e| DataError::io(archive, e))?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)));
+    tar.unpack(into).map_err(|e| DataError::io(archive, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_parsing() {
+        assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
+        assert_eq!(content_range_start("bytes  7-9/*"), Some(7));
+        assert_eq!(content_range_start("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn part_path_appends_suffix() {
+        assert_eq!(
+            part_path(Path::new("/a/b.tar.gz")),
+            PathBuf::from("/a/b.tar.gz.part")
+        );
+    }
+}

@@ -70,6 +70,16 @@ pub enum DataError {
     /// An invalid argument (sizes, split fractions, ...).
     #[error("{0}")]
     Invalid(String),
+    /// Sample `index` of a dataset could not be loaded or transformed (raised by the loader).
+    #[error("sample {index} ({file}): {message}")]
+    Sample {
+        /// The sample's index in its dataset.
+        index: usize,
+        /// Where it comes from (`Dataset::source`).
+        file: String,
+        /// The underlying error.
+        message: String,
+    },
 }
 
 impl DataError {

@@ -20,3 +20,14 @@ pub mod newsgroups;
 
 pub use crate::core::{Dataset, Image, Mask, Sample, Target, Transform};
 pub use crate::error::DataError;
+pub use crate::loader::{Batch, CachedDataset, Loader, LoaderOptions};
+pub use crate::augment::Normalize;
+pub use crate::cifar::{Cifar, CifarFormat, CifarKind};
+pub use crate::download::download;
+pub use crate::idx::{Mnist, MnistKind};
+pub use crate::image_folder::{ImageFolder, write_cifar_binary};
+pub use crate::rng::NumpyRandomState;
+pub use crate::cub::Cub;
+pub use crate::newsgroups::{NewsgroupsData, NewsgroupsOptions, load_newsgroups};
+pub use crate::tiny_imagenet::{TinyImageNet, TinySplit};
+pub use crate::voc::{Voc, VocSplit};
