@@ -98,7 +98,11 @@ pub fn run(args: ModelArgs) -> Result<()> {
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "model": name, "num_classes": num_classes, "has_dropout": has_dropout,
-                "num_parameters": params, "num_buffer_elements": buffers, "state_dict": sd,
+                "num_parameters": params, "num_buffer_elements": buffers,
+                "layers": model.layers().iter().map(|l| serde_json::json!({
+                    "path": l.path, "type": l.kind, "settings": l.description,
+                    "parameters": l.parameters})).collect::<Vec<_>>(),
+                "state_dict": sd,
                 "load": load_report.as_ref().map(|r| serde_json::json!({
                     "file": args.load.as_ref().map(|p| p.display().to_string()),
                     "loaded": r.loaded, "missing": r.missing, "unexpected": r.unexpected,
@@ -116,6 +120,21 @@ pub fn run(args: ModelArgs) -> Result<()> {
         entries.len()
     );
     println!();
+    println!("layers with parameters ({}):", model.layers().len());
+    let lw = model
+        .layers()
+        .iter()
+        .map(|l| l.path.len())
+        .max()
+        .unwrap_or(4);
+    for l in model.layers() {
+        println!(
+            "  {:<lw$}  {:<11} {:>10}  {}",
+            l.path, l.kind, l.parameters, l.description
+        );
+    }
+    println!();
+    println!("state dict:");
     let width = entries.iter().map(|e| e.0.len()).max().unwrap_or(4);
     for (n, s, k, tr) in &entries {
         let kind = if *k == Kind::Float {

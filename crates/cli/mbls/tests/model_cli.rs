@@ -84,3 +84,70 @@ fn unknown_models_and_keys_exit_2() {
     assert!(ok.status.success());
     assert!(String::from_utf8_lossy(&ok.stdout).contains("layer4.2.bn2.running_var"));
 }
+
+fn pth_fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../torch/mbls-engine/tests/fixtures/pth")
+        .join(name)
+}
+
+#[test]
+fn load_reports_a_reference_checkpoint_by_name() {
+    for file in ["reference_partial.pth", "reference_partial_legacy.pth"] {
+        let f = pth_fixture(file);
+        let out = mbls(&[
+            "model=resnet18_cifar",
+            "--load",
+            f.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["load"]["loaded"].as_array().unwrap().len(), 8, "{file}");
+        let missing = v["load"]["missing"].as_array().unwrap();
+        assert!(missing.iter().any(|m| m == "layer4.1.conv2.weight"));
+        assert!(v["layers"].as_array().unwrap().len() > 40);
+        // --strict refuses it, naming what is missing, with exit code 2.
+        let out = mbls(&[
+            "model=resnet18_cifar",
+            "--load",
+            f.to_str().unwrap(),
+            "--strict",
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("missing") && err.contains("layer1.0.conv1.weight"),
+            "{err}"
+        );
+        // Another class count: fc has another shape, reported with both shapes.
+        let out = mbls(&[
+            "model=resnet18_cifar",
+            "model.num_classes=7",
+            "--load",
+            f.to_str().unwrap(),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("fc.weight (model [7, 512], file [10, 512])"),
+            "{text}"
+        );
+    }
+    // Not a checkpoint, and no such file: clear errors, exit 2.
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pth");
+    std::fs::write(&junk, b"\x80\x02garbage").unwrap();
+    for f in [junk, dir.path().join("absent.pth")] {
+        let out = mbls(&["model=resnet18_cifar", "--load", f.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(f.file_name().unwrap().to_str().unwrap()),
+            "{err}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! training) is built on [`tch`] here. The plain-Rust crates (`mbls-metrics`, `mbls-npy`,
 //! `mbls-plot`) never depend on this one.
 
+pub mod batch;
 pub mod checkpoint;
 mod fsutil;
 pub mod losses;

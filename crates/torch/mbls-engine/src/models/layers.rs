@@ -5,15 +5,29 @@
 use tch::nn::{self, Init};
 use tch::{Kind, Tensor};
 
-/// Records the full `state_dict` names of variables in the order they are created.
+/// Records the full `state_dict` names of variables in the order they are created, and a
+/// description of every layer with parameters.
 #[derive(Debug, Default)]
 pub(crate) struct Order {
     pub(crate) names: Vec<String>,
+    pub(crate) layers: Vec<super::Layer>,
 }
 
 impl Order {
     fn push(&mut self, p: &nn::Path, name: &str) {
         self.names.push(p.path(name));
+    }
+
+    fn layer(&mut self, p: &nn::Path, kind: &str, description: String, parameters: i64) {
+        // the module path is the name of a variable minus its last component
+        let full = p.path("x");
+        let path = full.strip_suffix(".x").unwrap_or("").to_string();
+        self.layers.push(super::Layer {
+            path,
+            kind: kind.to_string(),
+            description,
+            parameters,
+        });
     }
 }
 
@@ -138,6 +152,21 @@ impl Conv {
             order.push(p, "bias");
             b
         });
+        let params = dims.iter().product::<i64>() + if s.bias { cout } else { 0 };
+        let k = if s.two_d {
+            format!("{0}x{0}", s.kernel)
+        } else {
+            s.kernel.to_string()
+        };
+        order.layer(
+            p,
+            if s.two_d { "Conv2d" } else { "Conv1d" },
+            format!(
+                "{cin} -> {cout}, kernel {k}, stride {}, padding {}, dilation {}, bias {}",
+                s.stride, s.padding, s.dilation, s.bias
+            ),
+            params,
+        );
         Conv {
             weight,
             bias,
@@ -196,6 +225,12 @@ impl BatchNorm {
         ] {
             order.push(p, n);
         }
+        order.layer(
+            p,
+            "BatchNorm2d",
+            format!("{c}, eps 1e-5, momentum 0.1"),
+            2 * c,
+        );
         BatchNorm {
             weight,
             bias,
@@ -243,6 +278,7 @@ impl Linear {
         let bias = p.var("bias", &[fout], u);
         order.push(p, "weight");
         order.push(p, "bias");
+        order.layer(p, "Linear", format!("{fin} -> {fout}"), fin * fout + fout);
         Linear { weight, bias }
     }
 

@@ -103,12 +103,26 @@ impl Default for ModelOptions {
     }
 }
 
+/// One layer with parameters, as built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    /// Module path (`layer1.0.conv1`), the prefix of its `state_dict` names.
+    pub path: String,
+    /// PyTorch module type (`Conv2d`, `BatchNorm2d`, `Linear`, `Conv1d`).
+    pub kind: String,
+    /// Its settings (channels, kernel, stride, padding, dilation, bias, ...).
+    pub description: String,
+    /// Number of trainable parameters.
+    pub parameters: i64,
+}
+
 /// A built network together with its `state_dict` names in PyTorch order.
 #[derive(Debug)]
 pub struct Model {
     name: String,
     net: Box<dyn ModuleT>,
     state_dict: Vec<String>,
+    layers: Vec<Layer>,
 }
 
 impl Model {
@@ -122,6 +136,11 @@ impl Model {
     /// the model was built in (prefixed by the path it was built under, if any).
     pub fn state_dict_names(&self) -> &[String] {
         &self.state_dict
+    }
+
+    /// Every layer with parameters, in construction (= `state_dict`) order.
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
     }
 }
 
@@ -236,6 +255,7 @@ pub fn build_model(
         name: name.into(),
         net,
         state_dict: order.names,
+        layers: order.layers,
     })
 }
 
@@ -286,7 +306,35 @@ mod tests {
             for n in m.state_dict_names() {
                 assert!(vars.contains_key(n), "{name}: {n}");
             }
+            // The layer list accounts for every trainable parameter.
+            let trainable: i64 = vars
+                .values()
+                .filter(|t| t.requires_grad())
+                .map(|t| t.numel() as i64)
+                .sum();
+            let listed: i64 = m.layers().iter().map(|l| l.parameters).sum();
+            assert_eq!(listed, trainable, "{name}");
         }
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let m = build_model("resnet18_cifar", 10, &vs.root(), ModelOptions::default()).unwrap();
+        let l = m
+            .layers()
+            .iter()
+            .find(|l| l.path == "layer2.0.conv1")
+            .unwrap();
+        assert_eq!(l.kind, "Conv2d");
+        assert_eq!(
+            l.description,
+            "64 -> 128, kernel 3x3, stride 2, padding 1, dilation 1, bias false"
+        );
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let m = build_model("deeplabv3", 21, &vs.root(), ModelOptions::default()).unwrap();
+        let l = m
+            .layers()
+            .iter()
+            .find(|l| l.path == "encoder.layer4.1.conv2")
+            .unwrap();
+        assert!(l.description.contains("padding 4, dilation 4"), "{l:?}");
     }
 
     #[test]
