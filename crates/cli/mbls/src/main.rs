@@ -1,6 +1,8 @@
 //! `mbls`: one binary, with subcommands, for training calibrated networks and for measuring
 //! and fixing calibration.
 
+mod data_cfg;
+mod data_cmd;
 mod eval;
 mod input;
 mod loss_cmd;
@@ -26,6 +28,9 @@ enum Command {
     Loss(loss_cmd::LossArgs),
     /// Show a configured model's parameter count and state dict (names, shapes).
     Model(model_cmd::ModelArgs),
+    /// Open a configured dataset with the reference's splits and transforms and describe it;
+    /// convert image folders to CIFAR binary files; download the official CIFAR archives.
+    Data(data_cmd::DataArgs),
     /// Show the tensor backend (libtorch) this binary runs on.
     Info,
 }
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Loss(args) => loss_cmd::run(args),
         Command::Model(args) => model_cmd::run(args),
+        Command::Data(args) => data_cmd::run(args),
         Command::Info => info(),
     };
     match result {

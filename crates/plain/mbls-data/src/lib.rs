@@ -17,6 +17,7 @@ pub mod cub;
 pub mod voc;
 pub mod seg_augment;
 pub mod newsgroups;
+pub mod pipeline;
 
 pub use crate::core::{Dataset, Image, Mask, Sample, Target, Transform};
 pub use crate::error::DataError;
@@ -31,3 +32,4 @@ pub use crate::cub::Cub;
 pub use crate::newsgroups::{NewsgroupsData, NewsgroupsOptions, load_newsgroups};
 pub use crate::tiny_imagenet::{TinyImageNet, TinySplit};
 pub use crate::voc::{Voc, VocSplit};
+pub use crate::pipeline::{DataSpec, DatasetName, Pipelines, build, build_text};

@@ -1,0 +1,309 @@
+//! `mbls data` as a user runs it: describe generated datasets (text and `--json`), time the
+//! training loader, convert an image-folder archive to CIFAR binary files and read them back, fail
+//! with exit code 2 and one line on bad input; and the real CIFAR-10 JPEG copy
+//! (`shared/data/cifar10-jpg.tar.gz`, skipped with a message when absent).
+
+use image::{ImageBuffer, Rgb, RgbImage};
+use mbls_data::cifar::{Cifar, CifarKind};
+use mbls_data::splits::cifar_split;
+use mbls_data::{DataError, Dataset, Image, ImageFolder, Sample, Target, write_cifar_binary};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn mbls(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mbls"))
+        .arg("data")
+        .args(args)
+        .output()
+        .expect("run mbls")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = mbls(args);
+    assert!(
+        out.status.success(),
+        "mbls data {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    serde_json::from_str(&ok(&a)).expect("valid JSON")
+}
+
+/// Runs a failing command: exit code 2, one `error:` line on stderr containing `needle`.
+fn fails(args: &[&str], needle: &str) {
+    let out = mbls(args);
+    assert_eq!(out.status.code(), Some(2), "mbls data {args:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains(needle), "{needle:?} not in {err}");
+}
+
+/// A generated 32x32 dataset of 10 classes.
+struct Mem {
+    n: usize,
+    classes: Vec<String>,
+}
+
+impl Dataset for Mem {
+    fn len(&self) -> usize {
+        self.n
+    }
+
+    fn get(&self, i: usize) -> Result<Sample, DataError> {
+        let data = (0..32 * 32 * 3).map(|k| (k * 3 + i * 11) as u8).collect();
+        Ok(Sample {
+            image: Image {
+                height: 32,
+                width: 32,
+                channels: 3,
+                data,
+            },
+            target: Target::Class(i % 10),
+        })
+    }
+
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    fn source(&self, i: usize) -> String {
+        format!("mem#{i}")
+    }
+}
+
+fn cifar_binary(root: &Path, n_train: usize, n_test: usize) {
+    let classes: Vec<String> = (0..10).map(|c| format!("c{c}")).collect();
+    let out = root.join("cifar-10-batches-bin");
+    let train = Mem {
+        n: n_train,
+        classes: classes.clone(),
+    };
+    write_cifar_binary(&train, &out, true).unwrap();
+    write_cifar_binary(&Mem { n: n_test, classes }, &out, false).unwrap();
+}
+
+fn rgb(seed: usize) -> RgbImage {
+    ImageBuffer::from_fn(32, 32, |x, y| {
+        Rgb([
+            (seed * 17 + x as usize) as u8,
+            (seed * 3 + 2 * y as usize) as u8,
+            (x ^ y) as u8,
+        ])
+    })
+}
+
+/// `root/{train,test}/class{0..10}/NN.png`, `per_train` / `per_test` images per class.
+fn image_folder(root: &Path, per_train: usize, per_test: usize) {
+    for (split, n) in [("train", per_train), ("test", per_test)] {
+        for c in 0..10 {
+            let d = root.join(split).join(format!("class{c}"));
+            std::fs::create_dir_all(&d).unwrap();
+            for i in 0..n {
+                rgb(c * 100 + i)
+                    .save(d.join(format!("{i:02}.png")))
+                    .unwrap();
+            }
+        }
+    }
+}
+
+fn tar_gz(src: &Path, out: &Path) {
+    let f = std::fs::File::create(out).unwrap();
+    let gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+    let mut t = tar::Builder::new(gz);
+    t.append_dir_all("train", src.join("train")).unwrap();
+    t.append_dir_all("test", src.join("test")).unwrap();
+    t.into_inner().unwrap().finish().unwrap();
+}
+
+#[test]
+fn describes_cifar10_binary_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    cifar_binary(tmp.path(), 500, 100);
+    let root = format!("data.data_root={}", tmp.path().display());
+    let v = json(&["data=cifar10", &root, "seed=3"]);
+    assert_eq!(v["dataset"], "cifar10");
+    assert_eq!(v["num_classes"], 10);
+    assert!(v["format"].as_str().unwrap().contains("binary"));
+    assert_eq!(v["train"]["samples"], 450);
+    assert_eq!(v["val"]["samples"], 50);
+    assert_eq!(v["test"]["samples"], 100);
+    assert_eq!(v["train"]["batches"], 3);
+    assert_eq!(v["train"]["drop_last"], true);
+    assert_eq!(v["val"]["shuffle"], true);
+    assert_eq!(v["test"]["shuffle"], false);
+    assert_eq!(v["split_seed"], 3);
+    assert_eq!(
+        v["normalize"]["mean"],
+        serde_json::json!([0.4914, 0.4822, 0.4465])
+    );
+    let head: Vec<usize> = serde_json::from_value(v["val_indices_head"].clone()).unwrap();
+    assert_eq!(head, cifar_split(500, 0.1, Some(3)).unwrap().1[..10]);
+
+    let text = ok(&["data=cifar10", &root, "seed=3", "data.batch_size=100"]);
+    assert!(
+        text.contains("sizes      train 450  val 50  test 100"),
+        "{text}"
+    );
+    assert!(
+        text.contains("train      4 batches of 100 (drop_last), random order"),
+        "{text}"
+    );
+    assert!(text.contains("RandomCrop(32, padding=4)"), "{text}");
+    assert!(text.contains("val/test: ToTensor -> Normalize"), "{text}");
+}
+
+#[test]
+fn describes_and_benches_an_image_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("imgs");
+    image_folder(&dir, 6, 2);
+    let root = format!("data.data_root={}", dir.display());
+    let text = ok(&[
+        "data=folder",
+        &root,
+        "data.batch_size=8",
+        "data.num_workers=2",
+        "--bench",
+        "3",
+    ]);
+    assert!(
+        text.contains("sizes      train 54  val 6  test 20"),
+        "{text}"
+    );
+    assert!(text.contains("classes    10: class0, class1"), "{text}");
+    assert!(
+        text.contains("bench      3 training batches, 24 images"),
+        "{text}"
+    );
+    assert!(text.contains("images/s"), "{text}");
+    let v = json(&["data=folder", &root, "data.augment=false", "--show", "3"]);
+    assert_eq!(v["train_transform"], serde_json::json!([]));
+    assert_eq!(v["val_indices_head"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn convert_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("imgs");
+    image_folder(&dir, 3, 1);
+    let archive = tmp.path().join("imgs.tar.gz");
+    tar_gz(&dir, &archive);
+    let out = tmp.path().join("out");
+    let text = ok(&[
+        "convert",
+        "--to",
+        "cifar-binary",
+        archive.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        text.contains("wrote      30 train + 10 test images"),
+        "{text}"
+    );
+    assert!(text.contains("read back 30 + 10 images"), "{text}");
+    let bin = out.join("cifar-10-batches-bin");
+    for f in ["data_batch_1.bin", "data_batch_5.bin", "test_batch.bin"] {
+        assert!(bin.join(f).is_file(), "{f}");
+    }
+    assert_eq!(
+        std::fs::metadata(bin.join("data_batch_1.bin"))
+            .unwrap()
+            .len(),
+        6 * 3073
+    );
+    // Pixels and labels read back as the source images (PNG is lossless).
+    let src = ImageFolder::open(&dir.join("train")).unwrap();
+    let back = Cifar::open(&out, CifarKind::Cifar10, true).unwrap();
+    assert_eq!(back.len(), src.len());
+    for i in [0, 7, 29] {
+        assert_eq!(back.get(i).unwrap(), src.get(i).unwrap(), "{i}");
+    }
+    // And the result is a CIFAR-10 data root.
+    let root = format!("data.data_root={}", out.display());
+    let v = json(&["data=cifar10", &root]);
+    assert_eq!(v["train"]["samples"], 27);
+    assert_eq!(v["test"]["samples"], 10);
+    assert_eq!(v["classes"][3], "class3");
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nothing-here");
+    let m = format!("data.data_root={}", missing.display());
+    fails(&["data=cifar10", &m], "nothing-here");
+    fails(&["data=folder", &m], "nothing-here");
+    fails(&["data=mnist"], "unknown option `mnist`");
+    fails(&["data.name=mnist"], "unknown dataset 'mnist'");
+    let empty = format!("data.data_root={}", tmp.path().display());
+    fails(&["data=cifar10", &empty], "mbls data download data=cifar10");
+    let txt = tmp.path().join("notes.txt");
+    std::fs::write(&txt, "x").unwrap();
+    let t = format!("data.data_root={}", txt.display());
+    fails(&["data=folder", &t], ".tar.gz");
+    fails(&["model=resnet50"], "data overrides only");
+    fails(&["data=cifar10", "seed=-4"], "seed");
+    fails(&["download", "data=cub"], "no download for data=cub");
+    fails(
+        &[
+            "convert",
+            "--to",
+            "cifar-binary",
+            missing.to_str().unwrap(),
+            "out",
+        ],
+        "nothing-here",
+    );
+    // Images that are not 32x32 cannot become CIFAR records.
+    let big = tmp.path().join("big");
+    for split in ["train", "test"] {
+        let d = big.join(split).join("a");
+        std::fs::create_dir_all(&d).unwrap();
+        let im: RgbImage = ImageBuffer::from_pixel(8, 8, Rgb([1, 2, 3]));
+        im.save(d.join("x.png")).unwrap();
+    }
+    let out = tmp.path().join("o");
+    fails(
+        &[
+            "convert",
+            "--to",
+            "cifar-binary",
+            big.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+        "32x32",
+    );
+}
+
+#[test]
+fn real_cifar10_jpg_archive() {
+    let shared = std::env::var_os("MBLS_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../../shared"));
+    let path = shared.join("data/cifar10-jpg.tar.gz");
+    if !path.is_file() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: {} is absent (set MBLS_SHARED to the shared folder)",
+            path.display()
+        );
+        return;
+    }
+    let root = format!("data.data_root={}", path.display());
+    let v = json(&["data=folder", &root, "--show", "50"]);
+    assert_eq!(v["train"]["samples"], 45_000);
+    assert_eq!(v["val"]["samples"], 5_000);
+    assert_eq!(v["test"]["samples"], 10_000);
+    assert_eq!(v["classes"][0], "airplane");
+    assert_eq!(v["classes"][9], "truck");
+    let head: Vec<usize> = serde_json::from_value(v["val_indices_head"].clone()).unwrap();
+    assert_eq!(head, cifar_split(50_000, 0.1, Some(1)).unwrap().1[..50]);
+}
