@@ -152,7 +152,7 @@ fn chunk_2d(ctx: &Ctx, x: &[f32], y: &[i64], g: &mut [f32]) -> Sums {
     acc
 }
 
-const TILE: usize = 1024;
+const TILE: usize = 512;
 
 fn rows_dense(ctx: &Ctx, xs: &[f32], ys: &[i64], gs: &mut [f32], c: usize, hw: usize) -> Sums {
     // images run in parallel (each owns its gradient planes); tiles within an image in order
@@ -166,7 +166,44 @@ fn rows_dense(ctx: &Ctx, xs: &[f32], ys: &[i64], gs: &mut [f32], c: usize, hw: u
     parts.iter().fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
-/// One image of a dense batch, tile by tile: gather pixels to rows, compute, scatter back.
+/// Per-tile scratch of the planar dense kernel: one value per pixel, and the exponentials of
+/// every class plane of the tile.
+struct TileBufs {
+    mx: Vec<f32>,
+    am: Vec<f32>,
+    sx: Vec<f32>,
+    sum: Vec<f32>,
+    gscale: Vec<f32>,
+    sub: Vec<f32>,
+    gy: Vec<f32>,
+    thr: Vec<f32>,
+    pen: Vec<f32>,
+    act: Vec<f32>,
+    e: Vec<f32>,
+}
+
+impl TileBufs {
+    fn new(c: usize) -> Self {
+        let v = || vec![0f32; TILE];
+        TileBufs {
+            mx: v(),
+            am: v(),
+            sx: v(),
+            sum: v(),
+            gscale: v(),
+            sub: v(),
+            gy: v(),
+            thr: v(),
+            pen: v(),
+            act: v(),
+            e: vec![0f32; TILE * c],
+        }
+    }
+}
+
+/// One image of a dense batch (C planes of HW pixels), tile by tile, computed plane-wise:
+/// every inner loop runs over contiguous pixels of one class plane, so it vectorises across
+/// pixels and nothing is gathered into rows or scattered back.
 #[inline(always)]
 fn dense_image(
     ctx: &Ctx,
@@ -177,40 +214,193 @@ fn dense_image(
     hw: usize,
     tiles: usize,
 ) -> Vec<Sums> {
-    let mut rowbuf = vec![0f32; TILE * c];
-    let mut gradbuf = vec![0f32; TILE * c];
-    let mut e = vec![0f32; c];
+    let mut b = TileBufs::new(c);
     let mut out = Vec::with_capacity(tiles);
+    let margin = matches!(ctx.kind, RowLoss::Margin { .. });
+    let ls = matches!(ctx.kind, RowLoss::Ls { .. });
     for t in 0..tiles {
         let start = t * TILE;
         let len = TILE.min(hw - start);
-        for k in 0..c {
-            let plane = &x[k * hw + start..k * hw + start + len];
-            for (i, &v) in plane.iter().enumerate() {
-                rowbuf[i * c + k] = v;
-            }
-        }
-        let mut acc = (0f64, 0f64);
-        for i in 0..len {
-            let (a, b) = row(
-                ctx,
-                &rowbuf[i * c..(i + 1) * c],
-                y[start + i],
-                &mut gradbuf[i * c..(i + 1) * c],
-                &mut e,
-            );
-            acc.0 += a;
-            acc.1 += b;
-        }
-        for k in 0..c {
-            let plane = &mut g[k * hw + start..k * hw + start + len];
-            for (i, v) in plane.iter_mut().enumerate() {
-                *v = gradbuf[i * c + k];
-            }
-        }
-        out.push(acc);
+        let out_t = if margin {
+            dense_tile::<true, false>(ctx, x, y, g, c, hw, start, len, &mut b)
+        } else if ls {
+            dense_tile::<false, true>(ctx, x, y, g, c, hw, start, len, &mut b)
+        } else {
+            dense_tile::<false, false>(ctx, x, y, g, c, hw, start, len, &mut b)
+        };
+        out.push(out_t);
     }
     out
+}
+
+/// One tile of `len` pixels from `start`; `MARGIN` adds the first maximal class and the
+/// penalty terms, `LS` the sum of the logits.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dense_tile<const MARGIN: bool, const LS: bool>(
+    ctx: &Ctx,
+    x: &[f32],
+    y: &[i64],
+    g: &mut [f32],
+    c: usize,
+    hw: usize,
+    start: usize,
+    len: usize,
+    b: &mut TileBufs,
+) -> Sums {
+    let plane = |k: usize| &x[k * hw + start..k * hw + start + len];
+    let (mx, am, sx) = (&mut b.mx[..len], &mut b.am[..len], &mut b.sx[..len]);
+    // 1. per-pixel max (first maximal class kept on ties, as torch.max), sum of logits
+    mx.copy_from_slice(plane(0));
+    if MARGIN {
+        am.fill(0.0);
+    }
+    if LS {
+        sx.copy_from_slice(plane(0));
+    }
+    for k in 1..c {
+        let xk = plane(k);
+        let kf = k as f32;
+        for i in 0..len {
+            let v = xk[i];
+            let gt = v > mx[i];
+            if MARGIN {
+                // a bit blend rather than a select: LLVM turns that select into a
+                // conditional store here and gives up vectorising the loop
+                let m = (gt as u32).wrapping_neg();
+                am[i] = f32::from_bits((kf.to_bits() & m) | (am[i].to_bits() & !m));
+            }
+            if LS {
+                sx[i] += v;
+            }
+            mx[i] = if gt { v } else { mx[i] };
+        }
+    }
+    // 2. exponentials and their per-pixel sums
+    let sum = &mut b.sum[..len];
+    sum.fill(0.0);
+    for k in 0..c {
+        let xk = plane(k);
+        let ek = &mut b.e[k * TILE..k * TILE + len];
+        for i in 0..len {
+            let v = fastmath::exp(xk[i] - mx[i]);
+            ek[i] = v;
+            sum[i] += v;
+        }
+    }
+    // 3. per pixel: the loss and the coefficients of the gradient
+    let n = ctx.inv_n;
+    let (gscale, sub, gy, thr) = (
+        &mut b.gscale[..len],
+        &mut b.sub[..len],
+        &mut b.gy[..len],
+        &mut b.thr[..len],
+    );
+    let mut acc = 0f64;
+    for i in 0..len {
+        let t = y[start + i];
+        if t == ctx.ignore_index {
+            gscale[i] = 0.0;
+            sub[i] = 0.0;
+            gy[i] = 0.0;
+            thr[i] = f32::NEG_INFINITY;
+            continue;
+        }
+        let ty = t as usize;
+        let inv = 1.0 / sum[i];
+        let lse = (sum[i] as f64).ln();
+        let logp_y = (x[ty * hw + start + i] - mx[i]) as f64 - lse;
+        sub[i] = 0.0;
+        thr[i] = f32::NEG_INFINITY;
+        match ctx.kind {
+            RowLoss::Ce => {
+                gscale[i] = inv * n;
+                gy[i] = -n;
+                acc += -logp_y;
+            }
+            RowLoss::Ls { alpha } => {
+                let cf = ctx.c as f32;
+                gscale[i] = inv * n;
+                sub[i] = alpha / cf * n;
+                gy[i] = -(1.0 - alpha) * n;
+                let mean_x = (sx[i] / cf - mx[i]) as f64;
+                acc += (1.0 - alpha as f64) * -logp_y + alpha as f64 * (lse - mean_x);
+            }
+            RowLoss::Focal { gamma, mean } => {
+                let (loss, coef) = focal_coef(logp_y, gamma as f64, mean, n);
+                gscale[i] = -coef * inv;
+                gy[i] = coef;
+                acc += loss;
+            }
+            RowLoss::FocalAdaptive { gamma, mean } => {
+                let p = (b.e[ty * TILE + i] * inv) as f64;
+                let gm = if p >= 0.5 {
+                    gamma as f64
+                } else if p < 0.2 {
+                    5.0
+                } else {
+                    3.0
+                };
+                let (loss, coef) = focal_coef(logp_y, gm, mean, n);
+                gscale[i] = -coef * inv;
+                gy[i] = coef;
+                acc += loss;
+            }
+            RowLoss::Margin { margin, .. } => {
+                gscale[i] = inv * n;
+                gy[i] = -n;
+                // logits below the threshold are penalised (none when all are within margin)
+                thr[i] = mx[i] - margin;
+                acc += -logp_y;
+            }
+        }
+    }
+    // 4. the gradient planes (and the penalty and active counts per pixel)
+    let s = match ctx.kind {
+        RowLoss::Margin { alpha, .. } => (alpha as f32) * ctx.inv_nc,
+        _ => 0.0,
+    };
+    let (pen, act) = (&mut b.pen[..len], &mut b.act[..len]);
+    if MARGIN {
+        pen.fill(0.0);
+        act.fill(0.0);
+    }
+    for k in 0..c {
+        let xk = plane(k);
+        let ek = &b.e[k * TILE..k * TILE + len];
+        let gk = &mut g[k * hw + start..k * hw + start + len];
+        if MARGIN {
+            for i in 0..len {
+                let d = thr[i] - xk[i];
+                let on = d > 0.0;
+                pen[i] += if on { d } else { 0.0 };
+                act[i] += if on { 1.0 } else { 0.0 };
+                gk[i] = ek[i] * gscale[i] - if on { s } else { 0.0 };
+            }
+        } else if LS {
+            for i in 0..len {
+                gk[i] = ek[i] * gscale[i] - sub[i];
+            }
+        } else {
+            for i in 0..len {
+                gk[i] = ek[i] * gscale[i];
+            }
+        }
+    }
+    // 5. the target's share, and the max's share of the penalty (+s per active logit)
+    let mut pen_sum = 0f64;
+    for i in 0..len {
+        let t = y[start + i];
+        if t == ctx.ignore_index {
+            continue;
+        }
+        g[t as usize * hw + start + i] += gy[i];
+        if MARGIN {
+            g[am[i] as usize * hw + start + i] += s * act[i];
+            pen_sum += pen[i] as f64;
+        }
+    }
+    (acc, pen_sum)
 }
 
 /// One row: writes the gradient of the batch loss with respect to this row's logits and
@@ -351,6 +541,23 @@ fn first_index_of(x: &[f32], m: f32) -> usize {
     base + it.remainder().iter().position(|&v| v == m).unwrap_or(0)
 }
 
+/// Focal loss of one row and the coefficient `coef` of its gradient: `dL/dx_k = -coef p_k`
+/// plus `coef` at the target.
+#[inline(always)]
+fn focal_coef(logp_y: f64, gamma: f64, mean: bool, n: f32) -> (f64, f32) {
+    let p = logp_y.exp();
+    let q = 1.0 - p;
+    let loss = -q.powf(gamma) * logp_y;
+    // dL/dlog p_y = -(1-p)^g + g (1-p)^(g-1) p log p ; dlog p_y/dx_k = [k=y] - p_k
+    let dq = if gamma == 0.0 {
+        0.0
+    } else {
+        gamma * q.powf(gamma - 1.0) * p * logp_y
+    };
+    let coef = (-q.powf(gamma) + dq) as f32 * if mean { n } else { 1.0 };
+    (loss, coef)
+}
+
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn focal_row(
@@ -363,16 +570,7 @@ fn focal_row(
     mean: bool,
     n: f32,
 ) -> Sums {
-    let p = logp_y.exp();
-    let q = 1.0 - p;
-    let loss = -q.powf(gamma) * logp_y;
-    // dL/dlog p_y = -(1-p)^g + g (1-p)^(g-1) p log p ; dlog p_y/dx_k = [k=y] - p_k
-    let dq = if gamma == 0.0 {
-        0.0
-    } else {
-        gamma * q.powf(gamma - 1.0) * p * logp_y
-    };
-    let coef = (-q.powf(gamma) + dq) as f32 * if mean { n } else { 1.0 };
+    let (loss, coef) = focal_coef(logp_y, gamma, mean, n);
     for (gv, &ev) in g.iter_mut().zip(e) {
         *gv = -coef * ev * inv;
     }

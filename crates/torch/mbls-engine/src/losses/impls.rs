@@ -642,6 +642,49 @@ mod tests {
         }
     }
 
+    /// The planar dense kernels against the tensor-op path (float64 input), values and
+    /// gradients, with tied maxima, ignored pixels, a tile boundary and every fused loss.
+    #[test]
+    fn dense_fused_kernels_match_the_op_path() {
+        tch::manual_seed(3);
+        let (n, c, h, w) = (2i64, 7i64, 33i64, 40i64); // 1320 pixels per image: two tiles
+        // integer-valued logits: many ties of the maximum
+        let x = Tensor::randint(6, [n, c, h, w], (Kind::Float, tch::Device::Cpu)) * 2.5;
+        let mut y = Tensor::randint(c, [n, h, w], (Kind::Int64, tch::Device::Cpu));
+        let ignore = Tensor::rand([n, h, w], (Kind::Float, tch::Device::Cpu)).lt(0.2);
+        let _ = y.masked_fill_(&ignore, 255);
+        let cases = [
+            ("ce", json!({"ignore_index": 255})),
+            ("ls", json!({"alpha": 0.2, "ignore_index": 255})),
+            ("focal", json!({"gamma": 2.0, "ignore_index": 255})),
+            ("focal_adaptive", json!({"gamma": 3.0, "ignore_index": 255})),
+            (
+                "logit_margin",
+                json!({"margin": 4.0, "alpha": 0.3, "ignore_index": 255}),
+            ),
+        ];
+        for (name, params) in cases {
+            let l = spec(name, params);
+            let xf = x.detach().set_requires_grad(true);
+            let tf = l.forward(&xf, &y).unwrap();
+            tf.total().backward();
+            let xd = x.to_kind(Kind::Double).set_requires_grad(true);
+            let td = l.forward(&xd, &y).unwrap();
+            td.total().backward();
+            for ((na, a), (_, b)) in tf.values().unwrap().iter().zip(td.values().unwrap()) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                    "{name} {na}: {a} vs {b}"
+                );
+            }
+            let gerr = (xf.grad().to_kind(Kind::Double) - xd.grad())
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(gerr < 1e-7, "{name}: gradient differs by {gerr}");
+        }
+    }
+
     #[test]
     fn flsd_gamma_rule() {
         // p_y of 0.1, 0.3 and 0.9 get gamma 5, 3 and the configured 2
