@@ -12,7 +12,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 cd "$root"
 bash scripts/setup-libtorch.sh >/dev/null
-cargo build --release -q -p mbls-engine --example bench_losses
+cargo build --release -q -p mbls-engine --features jemalloc --example bench_losses
 out="$(mktemp -d)"
 OMP_NUM_THREADS=2 target/release/examples/bench_losses "$repeats" 2 | tee "$out/mbls.jsonl"
 OMP_NUM_THREADS=2 "$venv/bin/python" bench/torch_losses.py --repeats "$repeats" --threads 2 | tee "$out/torch.jsonl"

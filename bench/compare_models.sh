@@ -13,7 +13,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 cd "$root"
 bash scripts/setup-libtorch.sh >/dev/null
-cargo build --release -q -p mbls-engine --example bench_models
+cargo build --release -q -p mbls-engine --features jemalloc --example bench_models
 out="$(mktemp -d)"
 for r in $(seq "$rounds"); do
   for m in resnet18_cifar resnet50_cifar; do

@@ -91,6 +91,7 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--only", choices=["train_step", "inference"])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -121,6 +122,8 @@ def main():
     tag = {"impl": "pytorch", "model": a.model, "batch": a.batch, "threads": a.threads,
            "channels_last": a.channels_last}
     for what, fn in (("train_step", step), ("inference", infer)):
+        if a.only and a.only != what:
+            continue
         fn()
         ts = sorted(fn() for _ in range(a.steps))
         m = ts[len(ts) // 2]

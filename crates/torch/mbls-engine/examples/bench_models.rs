@@ -3,7 +3,7 @@
 //! is a training step fed by the plain-Rust loader as fast as one on a fixed tensor?
 //!
 //! ```text
-//! bench_models MODEL [--steps N] [--batch B] [--threads T] [--channels-last]
+//! bench_models MODEL [--steps N] [--batch B] [--threads T] [--channels-last] [--only train|inference]
 //! bench_models MODEL --feed DATA [--steps N]   # DATA: cifar10-jpg.tar.gz or its train/ folder
 //! ```
 //! A step is forward (train mode) + CE + backward + SGD (momentum 0.9, weight decay 5e-4).
@@ -15,7 +15,7 @@ use mbls_data::loader::{Loader, LoaderOptions};
 use mbls_data::{Dataset, Transform};
 use mbls_engine::batch::to_tensors;
 use mbls_engine::losses::{LossSpec, build_loss};
-use mbls_engine::models::{ModelOptions, build_model};
+use mbls_engine::models::{ModelOptions, build_model, channels_last, vars_to_channels_last};
 use mbls_engine::optim::{Optimizer, Sgd, SgdConfig, trainable_variables};
 use mbls_engine::tch::nn::{ModuleT, VarStore};
 use mbls_engine::tch::{Device, Kind, Tensor};
@@ -29,24 +29,24 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Same strides as PyTorch's `memory_format=torch.channels_last` (NHWC in memory).
-fn channels_last(t: &Tensor) -> Tensor {
-    if t.dim() != 4 {
-        return t.shallow_clone();
-    }
-    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let model_name = args.next().ok_or("usage: bench_models MODEL [options]")?;
     let (mut steps, mut batch, mut threads, mut cl, mut feed) = (5usize, 128i64, 2i32, false, None);
+    let mut only: Option<String> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--steps" => steps = args.next().ok_or("--steps N")?.parse()?,
             "--batch" => batch = args.next().ok_or("--batch B")?.parse()?,
             "--threads" => threads = args.next().ok_or("--threads T")?.parse()?,
             "--channels-last" => cl = true,
+            "--only" => {
+                only = Some(
+                    args.next()
+                        .ok_or("--only train|inference")?
+                        .replace("train_step", "train"),
+                )
+            }
             "--feed" => feed = Some(PathBuf::from(args.next().ok_or("--feed DATA")?)),
             other => return Err(format!("unknown argument {other}").into()),
         }
@@ -57,14 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let vs = VarStore::new(Device::Cpu);
     let model = build_model(&model_name, classes, &vs.root(), ModelOptions::default())?;
     if cl {
-        mbls_engine::tch::no_grad(|| {
-            for (_, mut v) in vs.variables() {
-                if v.dim() == 4 {
-                    let c = channels_last(&v);
-                    v.set_data(&c);
-                }
-            }
-        });
+        vars_to_channels_last(&vs);
     }
     let mut opt = Sgd::new(
         trainable_variables(&vs),
@@ -139,8 +132,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let t = Instant::now();
                 let b = it.next().ok_or("epoch ended")??;
                 let bt = to_tensors(&b, Device::Cpu)?;
+                let images = if cl {
+                    channels_last(&bt.images)
+                } else {
+                    bt.images
+                };
                 let wait = t.elapsed().as_secs_f64();
-                fed.push(wait + step(&bt.images, &bt.targets)?);
+                fed.push(wait + step(&images, &bt.targets)?);
             }
         }
         let a = report("train_step_fixed_tensor", fixed);
@@ -149,11 +147,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
 
-    step(&fixed_x, &fixed_y)?; // warm-up (allocator, first-call dispatch)
-    let times: Vec<f64> = (0..steps)
-        .map(|_| step(&fixed_x, &fixed_y))
-        .collect::<Result<_, _>>()?;
-    report("train_step", times);
+    if only.as_deref() != Some("inference") {
+        step(&fixed_x, &fixed_y)?; // warm-up (allocator, first-call dispatch)
+        let times: Vec<f64> = (0..steps)
+            .map(|_| step(&fixed_x, &fixed_y))
+            .collect::<Result<_, _>>()?;
+        report("train_step", times);
+    }
+    if only.as_deref() == Some("train") {
+        return Ok(());
+    }
     let infer = || {
         let t = Instant::now();
         let out = mbls_engine::tch::no_grad(|| model.forward_t(&fixed_x, false));

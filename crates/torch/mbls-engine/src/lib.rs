@@ -2,6 +2,8 @@
 //! training) is built on [`tch`] here. The plain-Rust crates (`mbls-metrics`, `mbls-npy`,
 //! `mbls-plot`) never depend on this one.
 
+#[cfg(feature = "jemalloc")]
+pub mod alloc;
 pub mod batch;
 pub mod checkpoint;
 mod fsutil;

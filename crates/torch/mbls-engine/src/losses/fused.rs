@@ -161,7 +161,7 @@ fn rows_dense(ctx: &Ctx, xs: &[f32], ys: &[i64], gs: &mut [f32], c: usize, hw: u
         .par_chunks_mut(c * hw)
         .zip(xs.par_chunks(c * hw))
         .zip(ys.par_chunks(hw))
-        .flat_map_iter(|((g, x), y)| dense_image(ctx, x, y, g, c, hw, tiles))
+        .flat_map_iter(|((g, x), y)| dense_image_dispatch(ctx, x, y, g, c, hw, tiles))
         .collect();
     parts.iter().fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
@@ -199,6 +199,43 @@ impl TileBufs {
             e: vec![0f32; TILE * c],
         }
     }
+}
+
+/// [`dense_image`] compiled for AVX2 when the CPU has it (8 floats per instruction instead of
+/// SSE2's 4; no fused multiply-adds are introduced, so results are the same bits).
+#[allow(clippy::too_many_arguments)]
+fn dense_image_dispatch(
+    ctx: &Ctx,
+    x: &[f32],
+    y: &[i64],
+    g: &mut [f32],
+    c: usize,
+    hw: usize,
+    tiles: usize,
+) -> Vec<Sums> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { dense_image_avx2(ctx, x, y, g, c, hw, tiles) };
+        }
+    }
+    dense_image(ctx, x, y, g, c, hw, tiles)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dense_image_avx2(
+    ctx: &Ctx,
+    x: &[f32],
+    y: &[i64],
+    g: &mut [f32],
+    c: usize,
+    hw: usize,
+    tiles: usize,
+) -> Vec<Sums> {
+    dense_image(ctx, x, y, g, c, hw, tiles)
 }
 
 /// One image of a dense batch (C planes of HW pixels), tile by tile, computed plane-wise:
@@ -258,10 +295,30 @@ fn dense_tile<const MARGIN: bool, const LS: bool>(
     if LS {
         sx.copy_from_slice(plane(0));
     }
+    // blocks of 8 pixels keep the running max and argmax in registers across the class planes
+    let blocked = if MARGIN { len / 8 * 8 } else { 0 };
+    for ib in (0..blocked).step_by(8) {
+        let mut m = [0f32; 8];
+        let mut a = [0f32; 8];
+        m.copy_from_slice(&mx[ib..ib + 8]);
+        for k in 1..c {
+            let xk = &x[k * hw + start + ib..k * hw + start + ib + 8];
+            let kf = k as f32;
+            for j in 0..8 {
+                let v = xk[j];
+                let gt = v > m[j];
+                let bits = (gt as u32).wrapping_neg();
+                a[j] = f32::from_bits((kf.to_bits() & bits) | (a[j].to_bits() & !bits));
+                m[j] = if gt { v } else { m[j] };
+            }
+        }
+        mx[ib..ib + 8].copy_from_slice(&m);
+        am[ib..ib + 8].copy_from_slice(&a);
+    }
     for k in 1..c {
         let xk = plane(k);
         let kf = k as f32;
-        for i in 0..len {
+        for i in blocked..len {
             let v = xk[i];
             let gt = v > mx[i];
             if MARGIN {
@@ -365,12 +422,36 @@ fn dense_tile<const MARGIN: bool, const LS: bool>(
         pen.fill(0.0);
         act.fill(0.0);
     }
+    // MbLS: blocks of 8 pixels keep the penalty and active count in registers across planes
+    let blocked = if MARGIN { len / 8 * 8 } else { 0 };
+    for ib in (0..blocked).step_by(8) {
+        let mut p8 = [0f32; 8];
+        let mut a8 = [0f32; 8];
+        let mut th = [0f32; 8];
+        let mut gs = [0f32; 8];
+        th.copy_from_slice(&thr[ib..ib + 8]);
+        gs.copy_from_slice(&gscale[ib..ib + 8]);
+        for k in 0..c {
+            let xk = &x[k * hw + start + ib..k * hw + start + ib + 8];
+            let ek = &b.e[k * TILE + ib..k * TILE + ib + 8];
+            let gk = &mut g[k * hw + start + ib..k * hw + start + ib + 8];
+            for j in 0..8 {
+                let d = th[j] - xk[j];
+                let on = d > 0.0;
+                p8[j] += if on { d } else { 0.0 };
+                a8[j] += if on { 1.0 } else { 0.0 };
+                gk[j] = ek[j] * gs[j] - if on { s } else { 0.0 };
+            }
+        }
+        pen[ib..ib + 8].copy_from_slice(&p8);
+        act[ib..ib + 8].copy_from_slice(&a8);
+    }
     for k in 0..c {
         let xk = plane(k);
         let ek = &b.e[k * TILE..k * TILE + len];
         let gk = &mut g[k * hw + start..k * hw + start + len];
         if MARGIN {
-            for i in 0..len {
+            for i in blocked..len {
                 let d = thr[i] - xk[i];
                 let on = d > 0.0;
                 pen[i] += if on { d } else { 0.0 };

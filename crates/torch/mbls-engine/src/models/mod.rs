@@ -259,6 +259,29 @@ pub fn build_model(
     })
 }
 
+/// `t` with PyTorch's `channels_last` strides (NHWC in memory, NCHW shape); other ranks are
+/// returned as they are. libtorch's convolutions then run in NHWC, which
+/// `bench/compare_models.sh --channels-last` measured faster for training on CPU.
+pub fn channels_last(t: &Tensor) -> Tensor {
+    if t.dim() != 4 {
+        return t.shallow_clone();
+    }
+    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+/// Converts every 4-d variable of `vs` (convolution weights) to channels-last strides in
+/// place, as `model.to(memory_format=torch.channels_last)` does; values are unchanged.
+pub fn vars_to_channels_last(vs: &nn::VarStore) {
+    tch::no_grad(|| {
+        for (_, mut v) in vs.variables() {
+            if v.dim() == 4 {
+                let c = channels_last(&v);
+                v.set_data(&c);
+            }
+        }
+    });
+}
+
 /// Block kind and stage depths of ResNet-`depth` (the reference's 110 is Bottleneck
 /// [3, 4, 26, 3]); `None` for other depths.
 pub fn resnet_layout(depth: u32) -> Option<(BlockKind, [usize; 4])> {
@@ -490,6 +513,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.forward_t(&x, false).size(), [2, 5, 48, 64]);
+    }
+
+    #[test]
+    fn channels_last_keeps_values_and_outputs() {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let m = build_model("resnet18_cifar", 10, &vs.root(), ModelOptions::default()).unwrap();
+        let x = Tensor::randn([2, 3, 32, 32], (tch::Kind::Float, tch::Device::Cpu));
+        let a = tch::no_grad(|| m.forward_t(&x, false));
+        vars_to_channels_last(&vs);
+        let w = &vs.variables()["layer1.0.conv1.weight"];
+        assert_eq!(w.stride(), [576, 1, 192, 64]);
+        let b = tch::no_grad(|| m.forward_t(&channels_last(&x), false));
+        let err = (a - b).abs().max().double_value(&[]);
+        assert!(err < 1e-4, "{err}");
     }
 
     #[test]
