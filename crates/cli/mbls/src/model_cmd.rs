@@ -5,6 +5,7 @@ use clap::Args;
 use mbls_config::Config;
 use mbls_engine::checkpoint::{LoadOptions, load_weights};
 use mbls_engine::models::{ModelOptions, build_model};
+use mbls_engine::pretrained;
 use mbls_engine::tch::{Device, Kind, nn};
 
 /// Arguments of `mbls model`.
@@ -27,6 +28,11 @@ pub struct ModelArgs {
     /// With --load: fail unless the file matches the model exactly.
     #[arg(long, requires = "load")]
     pub strict: bool,
+    /// Load torchvision's ImageNet weights as `pretrained=true` does (ImageNet-style ResNets,
+    /// DeepLabV3's encoder): from FILE if given, else from PyTorch's cache
+    /// ($TORCH_HOME/hub/checkpoints, ~/.cache/torch/hub/checkpoints), else downloaded there.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, conflicts_with = "load")]
+    pub pretrained: Option<Option<std::path::PathBuf>>,
 }
 
 /// Runs `mbls model`.
@@ -71,6 +77,30 @@ pub fn run(args: ModelArgs) -> Result<()> {
         }
         None => None,
     };
+    let (load_report, loaded_from) = match &args.pretrained {
+        Some(given) => {
+            let depth = match name.as_str() {
+                "deeplabv3" => opts.encoder_depth,
+                n => n
+                    .strip_prefix("resnet")
+                    .and_then(|d| d.parse().ok())
+                    .with_context(|| {
+                        format!(
+                            "model {n} has no ImageNet-pretrained weights (only the ImageNet-style \
+                             ResNets and DeepLabV3's encoder do)"
+                        )
+                    })?,
+            };
+            let file = pretrained::torchvision_resnet_file(depth).with_context(|| {
+                format!("torchvision has no ImageNet weights for resnet{depth}")
+            })?;
+            let explicit = given.as_deref();
+            let path = pretrained::locate(file, explicit, pretrained::TORCHVISION_BASE_URL, true)?;
+            let report = pretrained::load_imagenet_resnet(&vs, &name, &path)?;
+            (Some(report), Some(path))
+        }
+        None => (load_report, args.load.clone()),
+    };
     let vars = vs.variables();
     let mut entries = Vec::with_capacity(model.state_dict_names().len());
     let (mut params, mut buffers) = (0i64, 0i64);
@@ -104,7 +134,7 @@ pub fn run(args: ModelArgs) -> Result<()> {
                     "parameters": l.parameters})).collect::<Vec<_>>(),
                 "state_dict": sd,
                 "load": load_report.as_ref().map(|r| serde_json::json!({
-                    "file": args.load.as_ref().map(|p| p.display().to_string()),
+                    "file": loaded_from.as_ref().map(|p| p.display().to_string()),
                     "loaded": r.loaded, "missing": r.missing, "unexpected": r.unexpected,
                     "defaulted": r.defaulted,
                     "mismatched": r.mismatched.iter().map(|m| serde_json::json!({
@@ -149,7 +179,7 @@ pub fn run(args: ModelArgs) -> Result<()> {
         );
         println!("{}", line.trim_end());
     }
-    if let (Some(r), Some(path)) = (&load_report, &args.load) {
+    if let (Some(r), Some(path)) = (&load_report, &loaded_from) {
         println!();
         println!("weights {}: {r}", path.display());
     }

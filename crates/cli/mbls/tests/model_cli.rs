@@ -151,3 +151,65 @@ fn load_reports_a_reference_checkpoint_by_name() {
         );
     }
 }
+
+#[test]
+fn pretrained_imagenet_weights_load_from_a_path_or_torch_cache() {
+    use mbls_engine::checkpoint::save_weights;
+    use mbls_engine::models::{ModelOptions, build_model};
+    use mbls_engine::tch::{Device, nn::VarStore};
+    // torchvision-named resnet18 ImageNet weights (1000 classes), in PyTorch's cache layout.
+    let home = tempfile::tempdir().unwrap();
+    let cache = home.path().join("hub/checkpoints");
+    std::fs::create_dir_all(&cache).unwrap();
+    let file = cache.join("resnet18-5c106cde.pth");
+    let vs = VarStore::new(Device::Cpu);
+    let m = build_model("resnet18", 1000, &vs.root(), ModelOptions::default()).unwrap();
+    save_weights(&vs, m.state_dict_names(), &file).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["model=deeplabv3", "model.encoder_name=resnet18", "--json"];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_mbls"))
+            .arg("model")
+            .args(&args)
+            .env("TORCH_HOME", home.path())
+            .output()
+            .unwrap()
+    };
+    for out in [
+        run(&["--pretrained", file.to_str().unwrap()]),
+        run(&["--pretrained"]),
+    ] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["load"]["file"], file.to_str().unwrap());
+        let loaded = v["load"]["loaded"].as_array().unwrap();
+        assert_eq!(loaded.len(), m.state_dict_names().len() - 2); // all but fc
+        assert!(
+            loaded
+                .iter()
+                .all(|n| n.as_str().unwrap().starts_with("encoder."))
+        );
+        let missing = v["load"]["missing"].as_array().unwrap();
+        assert!(
+            missing
+                .iter()
+                .all(|n| !n.as_str().unwrap().starts_with("encoder."))
+        );
+    }
+    // A model without ImageNet weights is refused with a clear message.
+    let out = Command::new(env!("CARGO_BIN_EXE_mbls"))
+        .args([
+            "model",
+            "model=resnet18_cifar",
+            "--pretrained",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no ImageNet-pretrained weights"));
+}
