@@ -128,15 +128,33 @@ fn rows_2d(ctx: &Ctx, xs: &[f32], ys: &[i64], gs: &mut [f32]) -> Sums {
     let rows = chunk_rows(c);
     if ys.len() <= rows {
         // one work item: run it here rather than hand it to a pool thread
-        return chunk_2d(ctx, xs, ys, gs);
+        return chunk_2d_dispatch(ctx, xs, ys, gs);
     }
     let parts: Vec<Sums> = gs
         .par_chunks_mut(rows * c)
         .zip(xs.par_chunks(rows * c))
         .zip(ys.par_chunks(rows))
-        .map(|((g, x), y)| chunk_2d(ctx, x, y, g))
+        .map(|((g, x), y)| chunk_2d_dispatch(ctx, x, y, g))
         .collect();
     parts.iter().fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
+/// [`chunk_2d`] compiled for AVX2 when the CPU has it (same results: no fused multiply-adds).
+fn chunk_2d_dispatch(ctx: &Ctx, x: &[f32], y: &[i64], g: &mut [f32]) -> Sums {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { chunk_2d_avx2(ctx, x, y, g) };
+        }
+    }
+    chunk_2d(ctx, x, y, g)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn chunk_2d_avx2(ctx: &Ctx, x: &[f32], y: &[i64], g: &mut [f32]) -> Sums {
+    chunk_2d(ctx, x, y, g)
 }
 
 #[inline(always)]
