@@ -1,11 +1,13 @@
-//! Downloads with MD5 check and resume.
+//! Downloads with a checksum and resume.
 //!
 //! [`download`] fetches a file over HTTP(S) into `<dest>.part`, resuming an interrupted download
 //! with an HTTP `Range` request, verifies its MD5 digest and only then renames it to `<dest>`, so a
-//! wrong or incomplete file never sits at `dest`. [`extract_tar_gz`] unpacks a `.tar.gz` archive.
+//! wrong or incomplete file never sits at `dest`; [`download_checked`] does the same with another
+//! [`Checksum`] (torch.hub's SHA-256 prefix). [`extract_tar_gz`] unpacks a `.tar.gz` archive.
 
 use crate::DataError;
 use md5::{Digest, Md5};
+use sha2::Sha256;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -16,8 +18,20 @@ use std::time::Duration;
 /// # Errors
 /// [`DataError::Io`] when the file cannot be read.
 pub fn md5_file(path: &Path) -> Result<String, DataError> {
+    hex_digest::<Md5>(path)
+}
+
+/// The SHA-256 digest of a file, as 64 lowercase hex digits.
+///
+/// # Errors
+/// [`DataError::Io`] when the file cannot be read.
+pub fn sha256_file(path: &Path) -> Result<String, DataError> {
+    hex_digest::<Sha256>(path)
+}
+
+fn hex_digest<H: Digest>(path: &Path) -> Result<String, DataError> {
     let mut file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut hasher = Md5::new();
+    let mut hasher = H::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buf).map_err(|e| DataError::io(path, e))?;
@@ -40,14 +54,71 @@ pub fn part_path(dest: &Path) -> PathBuf {
     dest.with_file_name(name)
 }
 
-/// Downloads `url` to `dest` and checks its MD5 digest (`md5`, hex, case-insensitive).
+/// What a downloaded file is checked against (hex digits, case-insensitive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checksum<'a> {
+    /// The whole MD5 digest (the official CIFAR archives).
+    Md5(&'a str),
+    /// A prefix of the SHA-256 digest (torch.hub's `name-<prefix>.pth` convention).
+    Sha256Prefix(&'a str),
+    /// No check.
+    None,
+}
+
+impl Checksum<'_> {
+    /// The expected value, lower-case, for messages.
+    fn expected(&self) -> String {
+        match self {
+            Checksum::Md5(h) | Checksum::Sha256Prefix(h) => h.to_ascii_lowercase(),
+            Checksum::None => String::new(),
+        }
+    }
+
+    /// `Ok(None)` when `path` passes, `Ok(Some(actual digest))` when it does not.
+    fn mismatch(&self, path: &Path) -> Result<Option<String>, DataError> {
+        let expected = self.expected();
+        let actual = match self {
+            Checksum::Md5(_) => md5_file(path)?,
+            Checksum::Sha256Prefix(_) => sha256_file(path)?,
+            Checksum::None => return Ok(None),
+        };
+        let ok = match self {
+            Checksum::Sha256Prefix(_) => actual.starts_with(&expected),
+            _ => actual == expected,
+        };
+        Ok((!ok).then_some(actual))
+    }
+
+    fn algorithm(&self) -> &'static str {
+        match self {
+            Checksum::Sha256Prefix(_) => "SHA-256",
+            _ => "MD5",
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Checksum::Md5(h) => format!(" (MD5 {})", h.to_ascii_lowercase()),
+            Checksum::Sha256Prefix(h) => format!(" (SHA-256 starting {})", h.to_ascii_lowercase()),
+            Checksum::None => String::new(),
+        }
+    }
+}
+
+/// Downloads `url` to `dest` and checks its MD5 digest (`md5`, hex, case-insensitive):
+/// [`download_checked`] with [`Checksum::Md5`].
+pub fn download(url: &str, dest: &Path, md5: &str) -> Result<PathBuf, DataError> {
+    download_checked(url, dest, Checksum::Md5(md5))
+}
+
+/// Downloads `url` to `dest` and checks it against `checksum`.
 ///
-/// - If `dest` already exists with the right digest, nothing is downloaded.
+/// - If `dest` already exists and passes the check, nothing is downloaded.
 /// - Otherwise the data goes to `<dest>.part`. When a partial `.part` file exists, the request
 ///   asks for the rest with `Range: bytes=<size>-`: a `206 Partial Content` answer is appended, a
 ///   `200 OK` answer (server without range support) restarts the file from the beginning.
 /// - An interrupted transfer leaves the `.part` file for the next call to resume.
-/// - When the complete file's digest is wrong, the `.part` file is deleted and
+/// - When the complete file fails the check, the `.part` file is deleted and
 ///   [`DataError::Checksum`] returned; `dest` is left untouched.
 /// - On success `.part` is renamed to `dest` and `dest` returned.
 ///
@@ -55,9 +126,13 @@ pub fn part_path(dest: &Path) -> PathBuf {
 /// [`DataError::Download`] when no connection can be made (the message says that no network was
 /// reachable and to place the file at `dest` by hand), on HTTP errors and interrupted transfers;
 /// [`DataError::Checksum`] on a digest mismatch; [`DataError::Io`] for local file errors.
-pub fn download(url: &str, dest: &Path, md5: &str) -> Result<PathBuf, DataError> {
-    let expected = md5.to_ascii_lowercase();
-    if dest.is_file() && md5_file(dest)? == expected {
+pub fn download_checked(
+    url: &str,
+    dest: &Path,
+    checksum: Checksum<'_>,
+) -> Result<PathBuf, DataError> {
+    let expected = checksum.expected();
+    if dest.is_file() && checksum.mismatch(dest)?.is_none() {
         return Ok(dest.to_path_buf());
     }
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -66,8 +141,9 @@ pub fn download(url: &str, dest: &Path, md5: &str) -> Result<PathBuf, DataError>
     let part = part_path(dest);
     let by_hand = || {
         format!(
-            "download {url} on a machine with network access and place it at {} by hand (MD5 {expected})",
-            dest.display()
+            "download {url} on a machine with network access and place it at {} by hand{}",
+            dest.display(),
+            checksum.label()
         )
     };
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -127,7 +203,7 @@ pub fn download(url: &str, dest: &Path, md5: &str) -> Result<PathBuf, DataError>
             200 => false,
             416 if have > 0 => {
                 // The `.part` file may already be complete.
-                if md5_file(&part)? == expected {
+                if checksum.mismatch(&part)?.is_none() {
                     return finish(&part, dest);
                 }
                 allow_resume = false;
@@ -170,12 +246,12 @@ pub fn download(url: &str, dest: &Path, md5: &str) -> Result<PathBuf, DataError>
         }
         file.sync_all().map_err(|e| DataError::io(&part, e))?;
         drop(file);
-        let actual = md5_file(&part)?;
-        if actual != expected {
+        if let Some(actual) = checksum.mismatch(&part)? {
             // Nothing wrong is kept: the next attempt starts from scratch.
             let _ = std::fs::remove_file(&part);
             return Err(DataError::Checksum {
                 path: dest.to_path_buf(),
+                algorithm: checksum.algorithm(),
                 expected,
                 actual,
             });
@@ -218,6 +294,30 @@ mod tests {
         assert_eq!(content_range_start("bytes 100-199/200"), Some(100));
         assert_eq!(content_range_start("bytes  7-9/*"), Some(7));
         assert_eq!(content_range_start("items 1-2/3"), None);
+    }
+
+    #[test]
+    fn checksums_of_a_known_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("abc");
+        std::fs::write(&f, b"abc").unwrap();
+        let sha = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(sha256_file(&f).unwrap(), sha);
+        assert_eq!(
+            Checksum::Sha256Prefix("BA7816BF").mismatch(&f).unwrap(),
+            None
+        );
+        assert_eq!(
+            Checksum::Sha256Prefix("00000000")
+                .mismatch(&f)
+                .unwrap()
+                .as_deref(),
+            Some(sha)
+        );
+        let md5 = "900150983cd24fb0d6963f7d28e17f72";
+        assert_eq!(Checksum::Md5(md5).mismatch(&f).unwrap(), None);
+        assert!(Checksum::Md5(sha).mismatch(&f).unwrap().is_some());
+        assert_eq!(Checksum::None.mismatch(&f).unwrap(), None);
     }
 
     #[test]

@@ -39,11 +39,14 @@ pub enum DataError {
         /// The decoder's message.
         message: String,
     },
-    /// A file's MD5 digest differs from the expected one.
-    #[error("{}: MD5 {actual} differs from the expected {expected}", path.display())]
+    /// A file's digest differs from the expected one (for a SHA-256 prefix: does not start
+    /// with it).
+    #[error("{}: {algorithm} {actual} differs from the expected {expected}", path.display())]
     Checksum {
         /// The file.
         path: PathBuf,
+        /// `MD5` or `SHA-256`.
+        algorithm: &'static str,
         /// Expected digest (hex).
         expected: String,
         /// Digest of the file (hex).

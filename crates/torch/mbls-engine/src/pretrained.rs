@@ -8,10 +8,10 @@
 //! downloaded from torchvision's address into the first cache folder, when a network is there,
 //! and checked against the SHA-256 prefix in its name, as torch.hub does.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use mbls_data::DataError;
+use mbls_data::download::{Checksum, download_checked};
 use tch::nn::VarStore;
 
 use crate::checkpoint::{CheckpointError, LoadOptions, LoadReport, load_weights};
@@ -54,60 +54,31 @@ fn hash_prefix(file: &str) -> Option<&str> {
     (h.len() >= 6 && h.bytes().all(|b| b.is_ascii_hexdigit())).then_some(h)
 }
 
-/// Downloads `url` to `dest` through `dest.part`, checking the SHA-256 prefix of the file
-/// name when it has one; `dest` only appears once complete and checked.
+/// Downloads `url` to `dest` (through `dest.part`, resumable; `mbls_data::download`), checking
+/// the SHA-256 prefix of the file name when it has one; `dest` only appears once complete and
+/// checked.
 pub fn download(url: &str, dest: &Path) -> Result<(), CheckpointError> {
-    let unavailable = |m: String| CheckpointError::Unavailable {
-        message: format!("cannot download {url}: {m}"),
-    };
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| CheckpointError::Io {
-            path: parent.to_path_buf(),
-            source: e,
-        })?;
-    }
-    let mut response = ureq::get(url)
-        .call()
-        .map_err(|e| unavailable(e.to_string()))?;
-    let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
-    let part = dest.with_extension("part");
-    let io = |path: &Path, e| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    };
-    let mut file = std::fs::File::create(&part).map_err(|e| io(&part, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = reader.read(&mut buf).map_err(|e| {
-            let _ = std::fs::remove_file(&part);
-            unavailable(e.to_string())
-        })?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        file.write_all(&buf[..n]).map_err(|e| io(&part, e))?;
-    }
-    file.sync_all().map_err(|e| io(&part, e))?;
-    let digest: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     let name = dest.file_name().map(|n| n.to_string_lossy().into_owned());
-    if let Some(prefix) = name.as_deref().and_then(hash_prefix) {
-        if !digest.starts_with(&prefix.to_ascii_lowercase()) {
-            let _ = std::fs::remove_file(&part);
-            return Err(CheckpointError::Format {
-                path: dest.to_path_buf(),
-                message: format!(
-                    "downloaded file has SHA-256 {digest}, expected a prefix {prefix}"
-                ),
-            });
-        }
+    let checksum = match name.as_deref().and_then(hash_prefix) {
+        Some(prefix) => Checksum::Sha256Prefix(prefix),
+        None => Checksum::None,
+    };
+    match download_checked(url, dest, checksum) {
+        Ok(_) => Ok(()),
+        Err(DataError::Checksum {
+            expected, actual, ..
+        }) => Err(CheckpointError::Format {
+            path: dest.to_path_buf(),
+            message: format!("downloaded file has SHA-256 {actual}, expected a prefix {expected}"),
+        }),
+        Err(DataError::Io { path, error }) => Err(CheckpointError::Io {
+            path,
+            source: error,
+        }),
+        Err(e) => Err(CheckpointError::Unavailable {
+            message: format!("cannot download {url}: {e}"),
+        }),
     }
-    std::fs::rename(&part, dest).map_err(|e| io(dest, e))
 }
 
 /// Finds `file` (explicit path first, then [`cache_dirs`]), downloading it from
