@@ -559,43 +559,73 @@ fn build_cub(spec: &DataSpec) -> Result<Pipelines, DataError> {
         }),
     ]));
     let eval_desc = vec![format!("Resize({s}, {s})"), format!("CenterCrop({c}, {c})")];
+    val_is_test(
+        spec,
+        ValIsTest {
+            name: DatasetName::Cub,
+            format,
+            classes,
+            train_set,
+            test_set,
+            train_tf: Arc::new(Compose::new(train_steps)),
+            train_desc,
+            eval_tf,
+            eval_desc,
+            segmentation: false,
+        },
+    )
+}
+
+/// Datasets the reference validates on their test split (CUB: the official test split, spec
+/// 5.3 and 10 item 6; VOC: the `val` list for both, spec 5.4), ImageNet normalisation.
+struct ValIsTest {
+    name: DatasetName,
+    format: String,
+    classes: Vec<String>,
+    train_set: Arc<dyn Dataset>,
+    test_set: Arc<dyn Dataset>,
+    train_tf: Arc<dyn Transform>,
+    train_desc: Vec<String>,
+    eval_tf: Arc<dyn Transform>,
+    eval_desc: Vec<String>,
+    segmentation: bool,
+}
+
+/// Train loader (shuffled, drop_last) plus validation and test loaders over the same test set.
+fn val_is_test(spec: &DataSpec, p: ValIsTest) -> Result<Pipelines, DataError> {
     let normalize = Normalize::IMAGENET;
     let train = Loader::new(
-        train_set,
+        p.train_set,
         None,
-        Arc::new(Compose::new(train_steps)),
+        p.train_tf,
         normalize,
         spec.options(true, true),
     )?;
-    // The reference validates on the official test split (spec 5.3, 10 item 6).
-    let val = Loader::new(
-        Arc::clone(&test_set),
-        None,
-        Arc::clone(&eval_tf),
-        normalize,
-        spec.options(false, false),
-    )?;
-    let test = Loader::new(
-        Arc::clone(&test_set),
-        None,
-        eval_tf,
-        normalize,
-        spec.options(false, false),
-    )?;
+    let eval = |tf: Arc<dyn Transform>| {
+        Loader::new(
+            Arc::clone(&p.test_set),
+            None,
+            tf,
+            normalize,
+            spec.options(false, false),
+        )
+    };
+    let val = eval(Arc::clone(&p.eval_tf))?;
+    let test = eval(p.eval_tf)?;
     Ok(Pipelines {
-        name: DatasetName::Cub,
-        format,
+        name: p.name,
+        format: p.format,
         train_indices: (0..train.len()).collect(),
-        val_indices: (0..test_set.len()).collect(),
+        val_indices: (0..p.test_set.len()).collect(),
         train,
         val,
         test,
-        num_classes: classes.len(),
-        classes,
+        num_classes: p.classes.len(),
+        classes: p.classes,
         val_is_test: true,
-        segmentation: false,
-        train_transform: train_desc,
-        eval_transform: eval_desc,
+        segmentation: p.segmentation,
+        train_transform: p.train_desc,
+        eval_transform: p.eval_desc,
         normalize,
     })
 }
@@ -633,45 +663,21 @@ fn build_voc(spec: &DataSpec) -> Result<Pipelines, DataError> {
         "LongestMaxSize(480)".to_string(),
         "PadIfNeeded(480, 480, value=0, mask_value=255)".to_string(),
     ];
-    let normalize = Normalize::IMAGENET;
-    let train = Loader::new(
-        train_set,
-        None,
-        train_tf,
-        normalize,
-        spec.options(true, true),
-    )?;
-    // Validation and test are both the `val` list (spec 5.4).
-    let val = Loader::new(
-        Arc::clone(&val_set),
-        None,
-        Arc::clone(&eval_tf),
-        normalize,
-        spec.options(false, false),
-    )?;
-    let test = Loader::new(
-        Arc::clone(&val_set),
-        None,
-        eval_tf,
-        normalize,
-        spec.options(false, false),
-    )?;
-    Ok(Pipelines {
-        name: DatasetName::Voc,
-        format,
-        train_indices: (0..train.len()).collect(),
-        val_indices: (0..val_set.len()).collect(),
-        train,
-        val,
-        test,
-        num_classes: classes.len(),
-        classes,
-        val_is_test: true,
-        segmentation: true,
-        train_transform: train_desc,
-        eval_transform: eval_desc,
-        normalize,
-    })
+    val_is_test(
+        spec,
+        ValIsTest {
+            name: DatasetName::Voc,
+            format,
+            classes,
+            train_set,
+            test_set: val_set,
+            train_tf,
+            train_desc,
+            eval_tf,
+            eval_desc,
+            segmentation: true,
+        },
+    )
 }
 
 /// The reference's 20 Newsgroups arrays (`ng_loader`): `spec.root` is the folder holding
