@@ -17,7 +17,8 @@
 
 use crate::core::{Dataset, Image, Sample, Target};
 use crate::error::DataError;
-use crate::tiny_imagenet::{decode_rgb, read_text};
+use crate::image_folder::read_rgb;
+use crate::tiny_imagenet::read_text;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -179,7 +180,7 @@ impl Cub {
                 self.paths.len()
             ))
         })?;
-        decode_rgb(path, true)
+        read_rgb(path, true)
     }
 }
 

@@ -31,11 +31,39 @@ pub fn has_image_extension(name: &str) -> bool {
 /// # Errors
 /// [`DataError::Image`] naming `source` when the bytes are not a decodable JPEG/PNG image.
 pub fn decode_rgb(bytes: &[u8], source: &Path) -> Result<Image, DataError> {
-    let img = image::load_from_memory(bytes).map_err(|e| DataError::Image {
+    decode_rgb_oriented(bytes, source, false)
+}
+
+/// [`decode_rgb`], applying the EXIF orientation tag when `exif_orientation` is set (as OpenCV's
+/// `cv2.imread(path, IMREAD_COLOR)` does; an unreadable tag counts as none). PIL, and so
+/// torchvision, ignores it.
+///
+/// # Errors
+/// As [`decode_rgb`].
+pub fn decode_rgb_oriented(
+    bytes: &[u8],
+    source: &Path,
+    exif_orientation: bool,
+) -> Result<Image, DataError> {
+    use image::ImageDecoder;
+    let image_error = |e: image::ImageError| DataError::Image {
         path: source.to_path_buf(),
         message: e.to_string(),
-    })?;
-    let rgb = img.into_rgb8();
+    };
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| DataError::io(source, e))?;
+    let mut decoder = reader.into_decoder().map_err(image_error)?;
+    let orientation = if exif_orientation {
+        decoder
+            .orientation()
+            .unwrap_or(image::metadata::Orientation::NoTransforms)
+    } else {
+        image::metadata::Orientation::NoTransforms
+    };
+    let mut decoded = image::DynamicImage::from_decoder(decoder).map_err(image_error)?;
+    decoded.apply_orientation(orientation);
+    let rgb = decoded.into_rgb8();
     let (width, height) = rgb.dimensions();
     Ok(Image {
         height: height as usize,
@@ -43,6 +71,12 @@ pub fn decode_rgb(bytes: &[u8], source: &Path) -> Result<Image, DataError> {
         channels: 3,
         data: rgb.into_raw(),
     })
+}
+
+/// Reads and decodes the image file `path` ([`decode_rgb_oriented`]), naming it on error.
+pub(crate) fn read_rgb(path: &Path, exif_orientation: bool) -> Result<Image, DataError> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    decode_rgb_oriented(&bytes, path, exif_orientation)
 }
 
 /// Where the encoded images live.

@@ -27,6 +27,7 @@
 
 use crate::core::{Dataset, Image, Sample, Target};
 use crate::error::DataError;
+use crate::image_folder::read_rgb;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -147,7 +148,8 @@ impl TinyImageNet {
                 self.paths.len()
             ))
         })?;
-        read_rgb_image(path)
+        // PIL's `convert("RGB")`: EXIF orientation ignored
+        read_rgb(path, false)
     }
 
     /// The reference's train/validation split of the train folder: 50 images per class to
@@ -195,45 +197,6 @@ impl Dataset for TinyImageNet {
             .map(|p| p.display().to_string())
             .unwrap_or_default()
     }
-}
-
-/// Decodes an image file (format from its content) to 8-bit RGB as PIL's `convert("RGB")`:
-/// grayscale is replicated to three channels, an alpha channel is dropped, EXIF orientation is
-/// ignored.
-pub(crate) fn read_rgb_image(path: &Path) -> Result<Image, DataError> {
-    decode_rgb(path, false)
-}
-
-/// Decodes an image file to 8-bit RGB; with `exif_orientation` the EXIF orientation tag is applied
-/// (as OpenCV's `cv2.imread(path, IMREAD_COLOR)`; an unreadable tag counts as none).
-pub(crate) fn decode_rgb(path: &Path, exif_orientation: bool) -> Result<Image, DataError> {
-    use image::ImageDecoder;
-    let image_error = |e: image::ImageError| DataError::Image {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| DataError::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| DataError::io(path, e))?;
-    let mut decoder = reader.into_decoder().map_err(image_error)?;
-    let orientation = if exif_orientation {
-        decoder
-            .orientation()
-            .unwrap_or(image::metadata::Orientation::NoTransforms)
-    } else {
-        image::metadata::Orientation::NoTransforms
-    };
-    let mut decoded = image::DynamicImage::from_decoder(decoder).map_err(image_error)?;
-    decoded.apply_orientation(orientation);
-    let rgb = decoded.to_rgb8();
-    let (width, height) = (rgb.width() as usize, rgb.height() as usize);
-    Ok(Image {
-        height,
-        width,
-        channels: 3,
-        data: rgb.into_raw(),
-    })
 }
 
 /// Reads a whole text file as UTF-8 (as Python's default `open`), naming the file on error.

@@ -16,7 +16,8 @@
 
 use crate::core::{Dataset, Mask, Sample, Target};
 use crate::error::DataError;
-use crate::tiny_imagenet::{decode_rgb, read_text};
+use crate::image_folder::read_rgb;
+use crate::tiny_imagenet::read_text;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -183,7 +184,7 @@ impl Dataset for Voc {
                 self.ids.len()
             )));
         }
-        let image = decode_rgb(&self.image_path(index), true)?;
+        let image = read_rgb(&self.image_path(index), true)?;
         let mask_path = self.mask_path(index);
         let mask = read_mask(&mask_path)?;
         if (mask.height, mask.width) != (image.height, image.width) {
