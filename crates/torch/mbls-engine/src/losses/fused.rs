@@ -515,17 +515,37 @@ fn dense_tile<const MARGIN: bool, const LS: bool, const AVX2: bool>(
         }
     }
     // 5. the target's share, and the max's share of the penalty (+s per active logit)
-    let mut pen_sum = 0f64;
+    // (two loops: in one, the load of g[am][i] would wait on the store to g[t][i], which is
+    // a whole number of planes away and so looks like the same address to the CPU's 4 KiB
+    // alias check)
     for i in 0..len {
         let t = y[start + i];
         if t == ctx.ignore_index {
             continue;
         }
         g[t as usize * hw + start + i] += gy[i];
-        if MARGIN {
+    }
+    if MARGIN {
+        for i in 0..len {
+            // ignored pixels have no penalised logit (threshold -inf): they add s * 0
             g[am[i] as usize * hw + start + i] += s * act[i];
-            pen_sum += pen[i] as f64;
         }
+    }
+    // the penalties of the tile (0 at ignored pixels, whose threshold is -inf), summed in 4
+    // float64 lanes rather than one chain of dependent adds
+    let mut pen_sum = 0f64;
+    if MARGIN {
+        let mut lanes = [0f64; 4];
+        let mut chunks = pen.chunks_exact(4);
+        for ch in &mut chunks {
+            for j in 0..4 {
+                lanes[j] += ch[j] as f64;
+            }
+        }
+        for (j, &v) in chunks.remainder().iter().enumerate() {
+            lanes[j] += v as f64;
+        }
+        pen_sum = (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]);
     }
     (acc, pen_sum)
 }
