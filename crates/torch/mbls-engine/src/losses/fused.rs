@@ -952,7 +952,8 @@ fn focal_row(
     (loss, 0.0)
 }
 
-#[cfg(test)]
+// the tests compare the AVX2 passes with the portable ones
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
 
