@@ -28,9 +28,20 @@ fn main() {
     let losses: Vec<String> = std::env::var("MBLS_BENCH_LOSSES")
         .map(|s| s.split(",").map(String::from).collect())
         .unwrap_or_else(|_| {
-            ["ce", "logit_margin", "focal", "focal_adaptive", "mmce"]
-                .map(String::from)
-                .to_vec()
+            [
+                "ce",
+                "logit_margin",
+                "focal",
+                "focal_adaptive",
+                "mmce",
+                "mmce_weighted",
+                "ls",
+                "penalty_ent",
+                "penalty_l1",
+                "brier",
+            ]
+            .map(String::from)
+            .to_vec()
         });
     let only = std::env::var("MBLS_BENCH_SHAPES").ok();
     for (label, shape) in shapes {
@@ -49,9 +60,9 @@ fn main() {
         let names: Vec<&str> = losses
             .iter()
             .map(|s| s.as_str())
-            .filter(|n| !(dense && *n == "mmce"))
+            .filter(|n| !(dense && n.starts_with("mmce")))
             .collect();
-        // mmce is O(N^2) in the number of pixels (as in the reference): not run on dense input
+        // MMCE is O(N^2) in the number of pixels (as in the reference): not run on dense input
         let built: Vec<_> = names
             .iter()
             .map(|n| build_loss(&LossSpec::from_params(n, &Map::new()).unwrap()).unwrap())

@@ -1,4 +1,5 @@
-//! Fused CPU kernels for the row-wise losses (CE, label smoothing, focal, FLSD-53, MbLS).
+//! Fused CPU kernels for the row-wise losses (CE, label smoothing, focal, FLSD-53, MbLS, ECP,
+//! the L1 penalty and Brier).
 //!
 //! For float32 logits on the CPU, the loss value and its gradient with respect to the
 //! logits are computed in one pass over the data (both threads, dense `N x C x H x W` read in
@@ -19,10 +20,31 @@ use tch::{Device, Kind, Tensor};
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum RowLoss {
     Ce,
-    Ls { alpha: f32 },
-    Focal { gamma: f32, mean: bool },
-    FocalAdaptive { gamma: f32, mean: bool },
-    Margin { margin: f32, alpha: f64 },
+    Ls {
+        alpha: f32,
+    },
+    Focal {
+        gamma: f32,
+        mean: bool,
+    },
+    FocalAdaptive {
+        gamma: f32,
+        mean: bool,
+    },
+    Margin {
+        margin: f32,
+        alpha: f64,
+    },
+    /// ECP: CE minus `alpha` times the mean over N x C of `-p log p`, p clamped to 1e-10.
+    Entropy {
+        alpha: f64,
+    },
+    /// CE plus `alpha` times the L1 distance of the probabilities to uniform, per row.
+    L1 {
+        alpha: f64,
+    },
+    /// Brier score: squared distance of the probabilities to the one-hot target, per row.
+    Brier,
 }
 
 /// Per-chunk sums: (main term sum, second term sum).
@@ -97,6 +119,17 @@ pub(crate) fn fused(
             let margin = s2 * inv_n / c as f64;
             vec![ce + alpha * margin, ce, margin]
         }
+        RowLoss::Entropy { alpha } => {
+            let ce = s1 * inv_n;
+            let ent = s2 * inv_n / c as f64;
+            vec![ce - alpha * ent, ce, ent]
+        }
+        RowLoss::L1 { alpha } => {
+            let ce = s1 * inv_n;
+            let l1 = s2 * inv_n;
+            vec![ce + alpha * l1, ce, l1]
+        }
+        RowLoss::Brier => vec![s1 * inv_n],
     };
     Ok(Some((terms, g)))
 }
@@ -280,6 +313,12 @@ fn dense_image<const AVX2: bool>(
         let len = TILE.min(hw - start);
         let out_t = if margin {
             dense_tile::<true, false, AVX2>(ctx, x, y, g, c, hw, start, len, &mut b)
+        } else if let RowLoss::Entropy { .. } = ctx.kind {
+            dense_prob_tile::<ENT, AVX2>(ctx, x, y, g, c, hw, start, len, &mut b)
+        } else if let RowLoss::L1 { .. } = ctx.kind {
+            dense_prob_tile::<L1, AVX2>(ctx, x, y, g, c, hw, start, len, &mut b)
+        } else if let RowLoss::Brier = ctx.kind {
+            dense_prob_tile::<BRIER, AVX2>(ctx, x, y, g, c, hw, start, len, &mut b)
         } else if ls {
             dense_tile::<false, true, AVX2>(ctx, x, y, g, c, hw, start, len, &mut b)
         } else {
@@ -290,21 +329,19 @@ fn dense_image<const AVX2: bool>(
     out
 }
 
-/// One tile of `len` pixels from `start`; `MARGIN` adds the first maximal class and the
-/// penalty terms, `LS` the sum of the logits.
+/// Stages 1 and 2 of a dense tile: per-pixel max `b.mx` (first maximal class kept on ties,
+/// as torch.max; its index in `b.am` with `MARGIN`), the sum of the logits `b.sx` with `LS`,
+/// the exponentials `b.e` of every class plane shifted by the max, and their sums `b.sum`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn dense_tile<const MARGIN: bool, const LS: bool, const AVX2: bool>(
-    ctx: &Ctx,
+fn tile_softmax_parts<const MARGIN: bool, const LS: bool, const AVX2: bool>(
     x: &[f32],
-    y: &[i64],
-    g: &mut [f32],
     c: usize,
     hw: usize,
     start: usize,
     len: usize,
     b: &mut TileBufs,
-) -> Sums {
+) {
     let plane = |k: usize| &x[k * hw + start..k * hw + start + len];
     let (mx, am, sx) = (&mut b.mx[..len], &mut b.am[..len], &mut b.sx[..len]);
     // 1. per-pixel max (first maximal class kept on ties, as torch.max), sum of logits
@@ -376,6 +413,197 @@ fn dense_tile<const MARGIN: bool, const LS: bool, const AVX2: bool>(
             sum[i] += v;
         }
     }
+}
+
+/// [`dense_prob_tile`] kinds.
+const ENT: u8 = 0;
+const L1: u8 = 1;
+const BRIER: u8 = 2;
+
+/// Lower clamp of the probabilities in ECP (`clamp(p, 1e-10, 1 - 1e-10)` on float32: the
+/// upper bound rounds to 1, which no probability exceeds).
+const ENT_EPS: f32 = 1e-10;
+
+/// `-q log q` of the clamped probability `q = ENT_EPS`.
+#[inline(always)]
+fn ent_floor() -> f32 {
+    -ENT_EPS * ENT_EPS.ln()
+}
+
+/// ECP terms of one probability `p` with log `lp`: the gradient weight
+/// `w = p (log p + 1)` (0 where the clamp holds `p` at 1e-10, as its gradient is 0 there)
+/// and the entropy term `-q log q` of the clamped value.
+#[inline(always)]
+fn ent_terms(p: f32, lp: f32, floor: f32) -> (f32, f32) {
+    let on = p >= ENT_EPS;
+    (
+        if on { p * (lp + 1.0) } else { 0.0 },
+        if on { -p * lp } else { floor },
+    )
+}
+
+/// L1 terms of one probability: `sgn(p - 1/C)` (0 at 0, as torch's abs gradient) and
+/// `|p - 1/C|`.
+#[inline(always)]
+fn l1_terms(p: f32, cinv: f32) -> (f32, f32) {
+    let d = p - cinv;
+    let sg = if d > 0.0 {
+        1.0
+    } else if d < 0.0 {
+        -1.0
+    } else {
+        0.0
+    };
+    (sg, d.abs())
+}
+
+/// One dense tile of the losses whose gradient needs a sum over the classes of a function
+/// of the probabilities (ECP, L1, Brier): after the shared max and exponentials, one plane
+/// pass gathers the per-pixel sums (the gradient weights parked in `g`), a second writes
+/// the gradient.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dense_prob_tile<const KIND: u8, const AVX2: bool>(
+    ctx: &Ctx,
+    x: &[f32],
+    y: &[i64],
+    g: &mut [f32],
+    c: usize,
+    hw: usize,
+    start: usize,
+    len: usize,
+    b: &mut TileBufs,
+) -> Sums {
+    tile_softmax_parts::<false, false, AVX2>(x, c, hw, start, len, b);
+    let n = ctx.inv_n;
+    let alpha = match ctx.kind {
+        RowLoss::Entropy { alpha } | RowLoss::L1 { alpha } => alpha as f32,
+        _ => 0.0,
+    };
+    let (mx, sum) = (&b.mx[..len], &b.sum[..len]);
+    let (inv, lse, yf) = (&mut b.gscale[..len], &mut b.sub[..len], &mut b.thr[..len]);
+    // per pixel: 1/sum (0 at ignored pixels, which so get p = 0 and a zero gradient), the
+    // log of the sum, the target as a float (-1 when ignored), and the CE
+    let mut acc = 0f64;
+    for i in 0..len {
+        let t = y[start + i];
+        if t == ctx.ignore_index {
+            inv[i] = 0.0;
+            lse[i] = 0.0;
+            yf[i] = -1.0;
+            continue;
+        }
+        inv[i] = 1.0 / sum[i];
+        let l = (sum[i] as f64).ln();
+        lse[i] = l as f32;
+        yf[i] = t as f32;
+        if KIND != BRIER {
+            acc += -((x[t as usize * hw + start + i] - mx[i]) as f64 - l);
+        }
+    }
+    // pass A: per-pixel sums; ECP and L1 park their gradient weights in g
+    let (ws, hs) = (&mut b.gy[..len], &mut b.pen[..len]);
+    ws.fill(0.0);
+    hs.fill(0.0);
+    let floor = ent_floor();
+    let cinv = (1.0 / c as f64) as f32;
+    for k in 0..c {
+        let xk = &x[k * hw + start..k * hw + start + len];
+        let ek = &b.e[k * TILE..k * TILE + len];
+        let gk = &mut g[k * hw + start..k * hw + start + len];
+        let kf = k as f32;
+        for i in 0..len {
+            let p = ek[i] * inv[i];
+            if KIND == ENT {
+                let (w, h) = ent_terms(p, (xk[i] - mx[i]) - lse[i], floor);
+                gk[i] = w;
+                ws[i] += w;
+                hs[i] += h;
+            } else if KIND == L1 {
+                let (sg, d) = l1_terms(p, cinv);
+                gk[i] = sg;
+                ws[i] += sg * p;
+                hs[i] += d;
+            } else {
+                // the target's own term is added apart, in float64
+                let q = if yf[i] == kf { 0.0 } else { p };
+                hs[i] += q * q;
+            }
+        }
+    }
+    // per pixel: the value and the coefficients of pass B
+    let coef = &mut b.act[..len];
+    let a = alpha * ctx.inv_nc;
+    let mut s2 = 0f64;
+    for i in 0..len {
+        if yf[i] < 0.0 {
+            coef[i] = 0.0;
+            continue;
+        }
+        if KIND == ENT {
+            coef[i] = inv[i] * (n - a * ws[i]);
+            s2 += hs[i] as f64;
+        } else if KIND == L1 {
+            s2 += hs[i] as f64;
+        } else {
+            let py = b.e[yf[i] as usize * TILE + i] * inv[i];
+            // sum_k (p_k - onehot_k) p_k, for the gradient
+            ws[i] = hs[i] - py * (1.0 - py);
+            coef[i] = py;
+            acc += hs[i] as f64 + (1.0 - py as f64) * (1.0 - py as f64);
+        }
+    }
+    // pass B: the gradient planes
+    let cf = alpha * n;
+    let two_n = 2.0 * n;
+    for k in 0..c {
+        let ek = &b.e[k * TILE..k * TILE + len];
+        let gk = &mut g[k * hw + start..k * hw + start + len];
+        for i in 0..len {
+            if KIND == ENT {
+                gk[i] = ek[i] * coef[i] + a * gk[i];
+            } else if KIND == L1 {
+                gk[i] = ek[i] * inv[i] * (n + cf * (gk[i] - ws[i]));
+            } else {
+                let p = ek[i] * inv[i];
+                gk[i] = two_n * p * (p - ws[i]);
+            }
+        }
+    }
+    // the target's share
+    for i in 0..len {
+        if yf[i] < 0.0 {
+            continue;
+        }
+        let at = yf[i] as usize * hw + start + i;
+        if KIND == BRIER {
+            g[at] -= two_n * coef[i];
+        } else {
+            g[at] -= n;
+        }
+    }
+    (acc, s2)
+}
+
+/// One tile of `len` pixels from `start`; `MARGIN` adds the first maximal class and the
+/// penalty terms, `LS` the sum of the logits.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dense_tile<const MARGIN: bool, const LS: bool, const AVX2: bool>(
+    ctx: &Ctx,
+    x: &[f32],
+    y: &[i64],
+    g: &mut [f32],
+    c: usize,
+    hw: usize,
+    start: usize,
+    len: usize,
+    b: &mut TileBufs,
+) -> Sums {
+    tile_softmax_parts::<MARGIN, LS, AVX2>(x, c, hw, start, len, b);
+    let plane = |k: usize| &x[k * hw + start..k * hw + start + len];
+    let (mx, am, sx) = (&mut b.mx[..len], &mut b.am[..len], &mut b.sx[..len]);
+    let sum = &mut b.sum[..len];
     // 3. per pixel: the loss and the coefficients of the gradient
     let n = ctx.inv_n;
     let (gscale, sub, gy, thr) = (
@@ -440,6 +668,9 @@ fn dense_tile<const MARGIN: bool, const LS: bool, const AVX2: bool>(
                 // logits below the threshold are penalised (none when all are within margin)
                 thr[i] = mx[i] - margin;
                 acc += -logp_y;
+            }
+            RowLoss::Entropy { .. } | RowLoss::L1 { .. } | RowLoss::Brier => {
+                unreachable!("dense_image runs these through dense_prob_tile")
             }
         }
     }
@@ -767,6 +998,112 @@ mod avx2 {
         let active: i32 = act.iter().sum();
         (pen.iter().map(|&v| v as f64).sum(), active as u32, first)
     }
+
+    /// [`super::entropy_row`], 8 lanes in registers (same operations, same lanes).
+    #[target_feature(enable = "avx2")]
+    pub(super) fn entropy_row(
+        x: &[f32],
+        e: &[f32],
+        g: &mut [f32],
+        inv: f32,
+        mx: f32,
+        lse: f32,
+    ) -> (f32, f64) {
+        let c = x.len();
+        assert!(e.len() >= c && g.len() >= c);
+        let full = c / 8 * 8;
+        let floor = super::ent_floor();
+        let (iv, mv, lv, one) = (
+            _mm256_set1_ps(inv),
+            _mm256_set1_ps(mx),
+            _mm256_set1_ps(lse),
+            _mm256_set1_ps(1.0),
+        );
+        let (eps, fv, sign) = (
+            _mm256_set1_ps(super::ENT_EPS),
+            _mm256_set1_ps(floor),
+            _mm256_set1_ps(-0.0),
+        );
+        let mut wv = _mm256_setzero_ps();
+        let mut hv = _mm256_setzero_ps();
+        for k in (0..full).step_by(8) {
+            // SAFETY: k + 8 <= full <= the length of x, e and g (asserted above).
+            unsafe {
+                let p = _mm256_mul_ps(_mm256_loadu_ps(e.as_ptr().add(k)), iv);
+                let xv = _mm256_loadu_ps(x.as_ptr().add(k));
+                let lp = _mm256_sub_ps(_mm256_sub_ps(xv, mv), lv);
+                let on = _mm256_cmp_ps::<_CMP_GE_OQ>(p, eps);
+                let w = _mm256_and_ps(on, _mm256_mul_ps(p, _mm256_add_ps(lp, one)));
+                let h = _mm256_blendv_ps(fv, _mm256_mul_ps(_mm256_xor_ps(p, sign), lp), on);
+                _mm256_storeu_ps(g.as_mut_ptr().add(k), w);
+                wv = _mm256_add_ps(wv, w);
+                hv = _mm256_add_ps(hv, h);
+            }
+        }
+        let mut wl = [0f32; 8];
+        let mut hl = [0f32; 8];
+        // SAFETY: 8-lane stores into 8-element arrays.
+        unsafe {
+            _mm256_storeu_ps(wl.as_mut_ptr(), wv);
+            _mm256_storeu_ps(hl.as_mut_ptr(), hv);
+        }
+        for k in full..c {
+            let (w, h) = super::ent_terms(e[k] * inv, (x[k] - mx) - lse, floor);
+            g[k] = w;
+            wl[k - full] += w;
+            hl[k - full] += h;
+        }
+        (super::fold8(&wl), super::fold8(&hl) as f64)
+    }
+
+    /// [`super::l1_row`], 8 lanes in registers (same operations, same lanes).
+    #[target_feature(enable = "avx2")]
+    pub(super) fn l1_row(e: &[f32], g: &mut [f32], inv: f32, cinv: f32) -> (f32, f64) {
+        let c = e.len();
+        assert!(g.len() >= c);
+        let full = c / 8 * 8;
+        let (iv, cv, zero) = (
+            _mm256_set1_ps(inv),
+            _mm256_set1_ps(cinv),
+            _mm256_setzero_ps(),
+        );
+        let (one, minus_one, abs) = (
+            _mm256_set1_ps(1.0),
+            _mm256_set1_ps(-1.0),
+            _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff)),
+        );
+        let mut wv = zero;
+        let mut dv = zero;
+        for k in (0..full).step_by(8) {
+            // SAFETY: k + 8 <= full <= the length of e and g (asserted above).
+            unsafe {
+                let p = _mm256_mul_ps(_mm256_loadu_ps(e.as_ptr().add(k)), iv);
+                let d = _mm256_sub_ps(p, cv);
+                let sg = _mm256_or_ps(
+                    _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(d, zero), one),
+                    _mm256_and_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(d, zero), minus_one),
+                );
+                _mm256_storeu_ps(g.as_mut_ptr().add(k), sg);
+                wv = _mm256_add_ps(wv, _mm256_mul_ps(sg, p));
+                dv = _mm256_add_ps(dv, _mm256_and_ps(d, abs));
+            }
+        }
+        let mut wl = [0f32; 8];
+        let mut dl = [0f32; 8];
+        // SAFETY: 8-lane stores into 8-element arrays.
+        unsafe {
+            _mm256_storeu_ps(wl.as_mut_ptr(), wv);
+            _mm256_storeu_ps(dl.as_mut_ptr(), dv);
+        }
+        for k in full..c {
+            let p = e[k] * inv;
+            let (sg, d) = super::l1_terms(p, cinv);
+            g[k] = sg;
+            wl[k - full] += sg * p;
+            dl[k - full] += d;
+        }
+        (super::fold8(&wl), super::fold8(&dl) as f64)
+    }
 }
 
 /// One row: writes the gradient of the batch loss with respect to this row's logits and
@@ -844,7 +1181,146 @@ fn row<const AVX2: bool>(ctx: &Ctx, x: &[f32], t: i64, g: &mut [f32], e: &mut [f
             g[y] -= n;
             (-logp_y, pen)
         }
+        RowLoss::Entropy { alpha } => {
+            let a = (alpha as f32) * ctx.inv_nc;
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `AVX2` is only set by `chunk_2d_avx2`, run where the CPU has AVX2.
+            let (w, h) = if AVX2 {
+                unsafe { avx2::entropy_row(x, e, g, inv, mx, lse as f32) }
+            } else {
+                entropy_row(x, e, g, inv, mx, lse as f32)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let (w, h) = entropy_row(x, e, g, inv, mx, lse as f32);
+            let cp = inv * (n - a * w);
+            for (gv, &ev) in g.iter_mut().zip(e.iter()) {
+                *gv = ev * cp + a * *gv;
+            }
+            g[y] -= n;
+            (-logp_y, h)
+        }
+        RowLoss::L1 { alpha } => {
+            let cf = (alpha as f32) * n;
+            let cinv = (1.0 / ctx.c as f64) as f32;
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as for the entropy pass.
+            let (w, l1) = if AVX2 {
+                unsafe { avx2::l1_row(e, g, inv, cinv) }
+            } else {
+                l1_row(e, g, inv, cinv)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let (w, l1) = l1_row(e, g, inv, cinv);
+            for (gv, &ev) in g.iter_mut().zip(e.iter()) {
+                *gv = ev * inv * (n + cf * (*gv - w));
+            }
+            g[y] -= n;
+            (-logp_y, l1)
+        }
+        RowLoss::Brier => {
+            let py = e[y] * inv;
+            // sum of p_k^2 over the other classes (the target's term apart, in float64)
+            let ey = std::mem::replace(&mut e[y], 0.0);
+            let r = squares_row(e, inv);
+            e[y] = ey;
+            let d = r - py * (1.0 - py); // sum_k (p_k - onehot_k) p_k
+            let two_n = 2.0 * n;
+            for (gv, &ev) in g.iter_mut().zip(e.iter()) {
+                let p = ev * inv;
+                *gv = two_n * p * (p - d);
+            }
+            g[y] -= two_n * py;
+            (r as f64 + (1.0 - py as f64) * (1.0 - py as f64), 0.0)
+        }
     }
+}
+
+/// ECP pass of a row: parks the gradient weights `w_k` in `g` and returns their sum and the
+/// sum of the entropy terms (8 float lanes).
+#[inline(always)]
+fn entropy_row(x: &[f32], e: &[f32], g: &mut [f32], inv: f32, mx: f32, lse: f32) -> (f32, f64) {
+    let floor = ent_floor();
+    let mut wl = [0f32; 8];
+    let mut hl = [0f32; 8];
+    let mut gc = g.chunks_exact_mut(8);
+    let mut ec = e.chunks_exact(8);
+    let mut xc = x.chunks_exact(8);
+    for ((gk, ek), xk) in (&mut gc).zip(&mut ec).zip(&mut xc) {
+        for i in 0..8 {
+            let (w, h) = ent_terms(ek[i] * inv, (xk[i] - mx) - lse, floor);
+            gk[i] = w;
+            wl[i] += w;
+            hl[i] += h;
+        }
+    }
+    let rest = gc
+        .into_remainder()
+        .iter_mut()
+        .zip(ec.remainder())
+        .zip(xc.remainder());
+    for (i, ((gv, &ev), &xv)) in rest.enumerate() {
+        let (w, h) = ent_terms(ev * inv, (xv - mx) - lse, floor);
+        *gv = w;
+        wl[i] += w;
+        hl[i] += h;
+    }
+    (fold8(&wl), fold8(&hl) as f64)
+}
+
+/// L1 pass of a row: parks `sgn(p_k - 1/C)` in `g` and returns `sum_k sgn_k p_k` and the
+/// L1 distance (8 float lanes).
+#[inline(always)]
+fn l1_row(e: &[f32], g: &mut [f32], inv: f32, cinv: f32) -> (f32, f64) {
+    let mut wl = [0f32; 8];
+    let mut dl = [0f32; 8];
+    let mut gc = g.chunks_exact_mut(8);
+    let mut ec = e.chunks_exact(8);
+    for (gk, ek) in (&mut gc).zip(&mut ec) {
+        for i in 0..8 {
+            let p = ek[i] * inv;
+            let (sg, d) = l1_terms(p, cinv);
+            gk[i] = sg;
+            wl[i] += sg * p;
+            dl[i] += d;
+        }
+    }
+    for (i, (gv, &ev)) in gc
+        .into_remainder()
+        .iter_mut()
+        .zip(ec.remainder())
+        .enumerate()
+    {
+        let p = ev * inv;
+        let (sg, d) = l1_terms(p, cinv);
+        *gv = sg;
+        wl[i] += sg * p;
+        dl[i] += d;
+    }
+    (fold8(&wl), fold8(&dl) as f64)
+}
+
+/// `sum_k (e_k inv)^2` in 8 float lanes.
+#[inline(always)]
+fn squares_row(e: &[f32], inv: f32) -> f32 {
+    let mut sl = [0f32; 8];
+    let mut ec = e.chunks_exact(8);
+    for ek in &mut ec {
+        for i in 0..8 {
+            let p = ek[i] * inv;
+            sl[i] += p * p;
+        }
+    }
+    for (i, &ev) in ec.remainder().iter().enumerate() {
+        let p = ev * inv;
+        sl[i] += p * p;
+    }
+    fold8(&sl)
+}
+
+/// The fixed fold of 8 float lanes.
+#[inline(always)]
+fn fold8(l: &[f32; 8]) -> f32 {
+    ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]))
 }
 
 /// Writes `e_k = exp(x_k - mx)` and returns their sum (8 float lanes, added in a fixed order).
@@ -1004,6 +1480,9 @@ mod tests {
                     margin: 0.0,
                     alpha: 0.1,
                 },
+                RowLoss::Entropy { alpha: 0.1 },
+                RowLoss::L1 { alpha: 1.0 },
+                RowLoss::Brier,
             ];
             for kind in kinds {
                 let ctx = Ctx {
@@ -1033,15 +1512,18 @@ mod tests {
             eprintln!("SKIPPED: this CPU has no AVX2");
             return;
         }
-        for (c, rows) in [
+        let sizes = [
             (10usize, 128usize),
             (200, 64),
             (13, 40),
             (3, 50),
             (8, 9),
             (1, 5),
-        ] {
-            let (x, y) = image(c, rows);
+        ];
+        // scale 8: probabilities far below ECP's clamp at 1e-10
+        for ((c, rows), scale) in sizes.iter().flat_map(|&s| [(s, 1.0f32), (s, 8.0)]) {
+            let (mut x, y) = image(c, rows);
+            x.iter_mut().for_each(|v| *v *= scale);
             for kind in [
                 RowLoss::Ce,
                 RowLoss::Margin {
@@ -1052,6 +1534,9 @@ mod tests {
                     margin: 20.0,
                     alpha: 0.1,
                 },
+                RowLoss::Entropy { alpha: 0.1 },
+                RowLoss::L1 { alpha: 1.0 },
+                RowLoss::Brier,
             ] {
                 let ctx = Ctx {
                     kind,

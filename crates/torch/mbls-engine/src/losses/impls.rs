@@ -293,6 +293,15 @@ impl Loss for PenaltyEntropy {
         &["loss", "loss_ce", "loss_ent"]
     }
     fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<LossTerms, LossError> {
+        if let Some(t) = try_fused(
+            RowLoss::Entropy { alpha: self.alpha },
+            logits,
+            targets,
+            self.ignore_index,
+            self.term_names(),
+        )? {
+            return Ok(t);
+        }
         let (x, y) = prepare(logits, targets, self.ignore_index)?;
         if y.numel() == 0 {
             return Ok(zeros(logits, self.term_names()));
@@ -323,6 +332,15 @@ impl Loss for PenaltyL1 {
         &["loss", "loss_ce", "loss_l1"]
     }
     fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<LossTerms, LossError> {
+        if let Some(t) = try_fused(
+            RowLoss::L1 { alpha: self.alpha },
+            logits,
+            targets,
+            self.ignore_index,
+            self.term_names(),
+        )? {
+            return Ok(t);
+        }
         let (x, y) = prepare(logits, targets, self.ignore_index)?;
         if y.numel() == 0 {
             return Ok(zeros(logits, self.term_names()));
@@ -352,6 +370,15 @@ impl Loss for Brier {
         &["loss"]
     }
     fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<LossTerms, LossError> {
+        if let Some(t) = try_fused(
+            RowLoss::Brier,
+            logits,
+            targets,
+            self.ignore_index,
+            self.term_names(),
+        )? {
+            return Ok(t);
+        }
         let (x, y) = prepare(logits, targets, self.ignore_index)?;
         if y.numel() == 0 {
             return Ok(zeros(logits, self.term_names()));
@@ -642,17 +669,9 @@ mod tests {
         }
     }
 
-    /// The planar dense kernels against the tensor-op path (float64 input), values and
-    /// gradients, with tied maxima, ignored pixels, a tile boundary and every fused loss.
-    #[test]
-    fn dense_fused_kernels_match_the_op_path() {
-        tch::manual_seed(3);
-        let (n, c, h, w) = (2i64, 7i64, 33i64, 41i64); // 1353 pixels: 3 tiles, last not a multiple of 8
-        // integer-valued logits: many ties of the maximum
-        let x = Tensor::randint(6, [n, c, h, w], (Kind::Float, tch::Device::Cpu)) * 2.5;
-        let mut y = Tensor::randint(c, [n, h, w], (Kind::Int64, tch::Device::Cpu));
-        let ignore = Tensor::rand([n, h, w], (Kind::Float, tch::Device::Cpu)).lt(0.2);
-        let _ = y.masked_fill_(&ignore, 255);
+    /// Every fused loss (float32 input) against the tensor-op path (float64 input): terms to
+    /// 1e-5 relative, gradients to 1e-7 absolute.
+    fn fused_matches_the_op_path(x: &Tensor, y: &Tensor, what: &str) {
         let cases = [
             ("ce", json!({"ignore_index": 255})),
             ("ls", json!({"alpha": 0.2, "ignore_index": 255})),
@@ -662,26 +681,64 @@ mod tests {
                 "logit_margin",
                 json!({"margin": 4.0, "alpha": 0.3, "ignore_index": 255}),
             ),
+            ("penalty_ent", json!({"alpha": 0.3, "ignore_index": 255})),
+            ("penalty_l1", json!({"alpha": 0.7, "ignore_index": 255})),
+            ("brier", json!({"ignore_index": 255})),
         ];
         for (name, params) in cases {
             let l = spec(name, params);
             let xf = x.detach().set_requires_grad(true);
-            let tf = l.forward(&xf, &y).unwrap();
+            let tf = l.forward(&xf, y).unwrap();
             tf.total().backward();
             let xd = x.to_kind(Kind::Double).set_requires_grad(true);
-            let td = l.forward(&xd, &y).unwrap();
+            let td = l.forward(&xd, y).unwrap();
             td.total().backward();
             for ((na, a), (_, b)) in tf.values().unwrap().iter().zip(td.values().unwrap()) {
                 assert!(
                     (a - b).abs() <= 1e-5 * b.abs().max(1.0),
-                    "{name} {na}: {a} vs {b}"
+                    "{what} {name} {na}: {a} vs {b}"
                 );
             }
             let gerr = (xf.grad().to_kind(Kind::Double) - xd.grad())
                 .abs()
                 .max()
                 .double_value(&[]);
-            assert!(gerr < 1e-7, "{name}: gradient differs by {gerr}");
+            assert!(gerr < 1e-7, "{what} {name}: gradient differs by {gerr}");
+        }
+    }
+
+    /// The planar dense kernels, with tied maxima, ignored pixels and a tile boundary.
+    #[test]
+    fn dense_fused_kernels_match_the_op_path() {
+        tch::manual_seed(3);
+        let (n, c, h, w) = (2i64, 7i64, 33i64, 41i64); // 1353 pixels: 3 tiles, last not a multiple of 8
+        // integer-valued logits: many ties of the maximum
+        let x = Tensor::randint(6, [n, c, h, w], (Kind::Float, tch::Device::Cpu)) * 2.5;
+        let mut y = Tensor::randint(c, [n, h, w], (Kind::Int64, tch::Device::Cpu));
+        let ignore = Tensor::rand([n, h, w], (Kind::Float, tch::Device::Cpu)).lt(0.2);
+        let _ = y.masked_fill_(&ignore, 255);
+        fused_matches_the_op_path(&x, &y, "dense ties");
+        // a wide range: probabilities below ECP's clamp at 1e-10
+        let x = Tensor::randn([n, c, h, w], (Kind::Float, tch::Device::Cpu)) * 12.0;
+        fused_matches_the_op_path(&x, &y, "dense wide");
+    }
+
+    /// The row kernels, with class counts around the 8 lanes, ties (a row of equal logits:
+    /// every probability is exactly 1/C, where the L1 gradient's sign is 0) and wide ranges.
+    #[test]
+    fn row_fused_kernels_match_the_op_path() {
+        tch::manual_seed(4);
+        for c in [2i64, 7, 8, 13, 200] {
+            let n = 50i64;
+            let x = Tensor::randint(6, [n, c], (Kind::Float, tch::Device::Cpu)) * 2.5;
+            let _ = x.get(0).fill_(1.5);
+            let y = Tensor::randint(c, [n], (Kind::Int64, tch::Device::Cpu));
+            let _ = y.get(1).fill_(255); // views: these write into y and x
+            assert_eq!(y.int64_value(&[1]), 255);
+            assert_eq!(x.double_value(&[0, c - 1]), 1.5);
+            fused_matches_the_op_path(&x, &y, &format!("rows C={c} ties"));
+            let x = Tensor::randn([n, c], (Kind::Float, tch::Device::Cpu)) * 12.0;
+            fused_matches_the_op_path(&x, &y, &format!("rows C={c} wide"));
         }
     }
 
