@@ -676,6 +676,8 @@ mod tests {
             ("ce", json!({"ignore_index": 255})),
             ("ls", json!({"alpha": 0.2, "ignore_index": 255})),
             ("focal", json!({"gamma": 2.0, "ignore_index": 255})),
+            ("focal", json!({"gamma": 1.5, "ignore_index": 255})),
+            ("focal", json!({"gamma": 0.0, "ignore_index": 255})),
             ("focal_adaptive", json!({"gamma": 3.0, "ignore_index": 255})),
             (
                 "logit_margin",
