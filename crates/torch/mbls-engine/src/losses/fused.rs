@@ -1167,31 +1167,15 @@ fn row<const AVX2: bool>(ctx: &Ctx, x: &[f32], t: i64, g: &mut [f32], e: &mut [f
             let thr = mx - margin;
             // one vectorised pass: gradient of the CE and of the penalty's -s per active
             // logit, with the penalty and the active count in float lanes
-            #[cfg(target_arch = "x86_64")]
-            if AVX2 {
-                // SAFETY: `AVX2` is only set by `chunk_2d_avx2`, run where the CPU has AVX2.
-                let (pen, active, first) = unsafe { avx2::margin_row(x, e, g, scale, thr, s, mx) };
-                g[first] += s * active as f32;
-                g[y] -= n;
-                return (-logp_y, pen);
-            }
-            let (pen, active) = margin_grad(x, e, g, scale, thr, s);
+            let (pen, active, first) = margin_row::<AVX2>(x, e, g, scale, thr, s, mx);
             // torch.max's gradient goes to the first maximal index: +s per active logit
-            g[first_index_of(x, mx)] += s * active as f32;
+            g[first] += s * active as f32;
             g[y] -= n;
             (-logp_y, pen)
         }
         RowLoss::Entropy { alpha } => {
             let a = (alpha as f32) * ctx.inv_nc;
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `AVX2` is only set by `chunk_2d_avx2`, run where the CPU has AVX2.
-            let (w, h) = if AVX2 {
-                unsafe { avx2::entropy_row(x, e, g, inv, mx, lse as f32) }
-            } else {
-                entropy_row(x, e, g, inv, mx, lse as f32)
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            let (w, h) = entropy_row(x, e, g, inv, mx, lse as f32);
+            let (w, h) = entropy_row::<AVX2>(x, e, g, inv, mx, lse as f32);
             let cp = inv * (n - a * w);
             for (gv, &ev) in g.iter_mut().zip(e.iter()) {
                 *gv = ev * cp + a * *gv;
@@ -1202,15 +1186,7 @@ fn row<const AVX2: bool>(ctx: &Ctx, x: &[f32], t: i64, g: &mut [f32], e: &mut [f
         RowLoss::L1 { alpha } => {
             let cf = (alpha as f32) * n;
             let cinv = (1.0 / ctx.c as f64) as f32;
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as for the entropy pass.
-            let (w, l1) = if AVX2 {
-                unsafe { avx2::l1_row(e, g, inv, cinv) }
-            } else {
-                l1_row(e, g, inv, cinv)
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            let (w, l1) = l1_row(e, g, inv, cinv);
+            let (w, l1) = l1_row::<AVX2>(e, g, inv, cinv);
             for (gv, &ev) in g.iter_mut().zip(e.iter()) {
                 *gv = ev * inv * (n + cf * (*gv - w));
             }
@@ -1238,7 +1214,19 @@ fn row<const AVX2: bool>(ctx: &Ctx, x: &[f32], t: i64, g: &mut [f32], e: &mut [f
 /// ECP pass of a row: parks the gradient weights `w_k` in `g` and returns their sum and the
 /// sum of the entropy terms (8 float lanes).
 #[inline(always)]
-fn entropy_row(x: &[f32], e: &[f32], g: &mut [f32], inv: f32, mx: f32, lse: f32) -> (f32, f64) {
+fn entropy_row<const AVX2: bool>(
+    x: &[f32],
+    e: &[f32],
+    g: &mut [f32],
+    inv: f32,
+    mx: f32,
+    lse: f32,
+) -> (f32, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: `AVX2` is only set by `chunk_2d_avx2`, run where the CPU has AVX2.
+        return unsafe { avx2::entropy_row(x, e, g, inv, mx, lse) };
+    }
     let floor = ent_floor();
     let mut wl = [0f32; 8];
     let mut hl = [0f32; 8];
@@ -1270,7 +1258,12 @@ fn entropy_row(x: &[f32], e: &[f32], g: &mut [f32], inv: f32, mx: f32, lse: f32)
 /// L1 pass of a row: parks `sgn(p_k - 1/C)` in `g` and returns `sum_k sgn_k p_k` and the
 /// L1 distance (8 float lanes).
 #[inline(always)]
-fn l1_row(e: &[f32], g: &mut [f32], inv: f32, cinv: f32) -> (f32, f64) {
+fn l1_row<const AVX2: bool>(e: &[f32], g: &mut [f32], inv: f32, cinv: f32) -> (f32, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: as for `entropy_row`.
+        return unsafe { avx2::l1_row(e, g, inv, cinv) };
+    }
     let mut wl = [0f32; 8];
     let mut dl = [0f32; 8];
     let mut gc = g.chunks_exact_mut(8);
@@ -1342,6 +1335,28 @@ fn exp_shifted(x: &[f32], mx: f32, e: &mut [f32]) -> f32 {
         sm[i] += v;
     }
     ((sm[0] + sm[4]) + (sm[1] + sm[5])) + ((sm[2] + sm[6]) + (sm[3] + sm[7]))
+}
+
+/// The MbLS part of one row: [`margin_grad`] and the first maximal index
+/// ([`first_index_of`]); one pass with AVX2 ([`avx2::margin_row`]).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn margin_row<const AVX2: bool>(
+    x: &[f32],
+    e: &[f32],
+    g: &mut [f32],
+    scale: f32,
+    thr: f32,
+    s: f32,
+    mx: f32,
+) -> (f64, u32, usize) {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: `AVX2` is only set by `chunk_2d_avx2`, run where the CPU has AVX2.
+        return unsafe { avx2::margin_row(x, e, g, scale, thr, s, mx) };
+    }
+    let (pen, active) = margin_grad(x, e, g, scale, thr, s);
+    (pen, active, first_index_of(x, mx))
 }
 
 /// MbLS row gradient without the max's share: `g_k = e_k * scale - s [x_k < thr]`; returns
