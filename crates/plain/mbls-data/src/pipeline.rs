@@ -316,46 +316,75 @@ fn cifar_protocol(
     test_set: Arc<dyn Dataset>,
     drop_last: bool,
 ) -> Result<Pipelines, DataError> {
-    let (train_idx, val_idx) = cifar_split(
+    let split = cifar_split(
         train_set.len(),
         spec.val_split,
         spec.shuffle.then_some(spec.seed),
     )?;
-    let (train_tf, train_desc) = cifar_train_transform(spec);
-    let eval_tf: Arc<dyn Transform> = Arc::new(Identity);
-    let normalize = Normalize::CIFAR10;
-    let classes = train_set.classes().to_vec();
-    if test_set.classes() != classes.as_slice() {
+    if test_set.classes() != train_set.classes() {
         return Err(DataError::Invalid(format!(
             "the training classes ({}) differ from the test classes ({})",
-            classes.join(", "),
+            train_set.classes().join(", "),
             test_set.classes().join(", ")
         )));
     }
+    let held = HeldOut {
+        name,
+        format,
+        train_set,
+        test_set,
+        split,
+        normalize: Normalize::CIFAR10,
+        drop_last,
+    };
+    held_out(spec, held)
+}
+
+/// A dataset whose validation samples are held out of its training set (CIFAR, image
+/// folders, Tiny-ImageNet), for [`held_out`].
+struct HeldOut {
+    name: DatasetName,
+    format: String,
+    train_set: Arc<dyn Dataset>,
+    test_set: Arc<dyn Dataset>,
+    /// Training and validation indices into `train_set`.
+    split: (Vec<usize>, Vec<usize>),
+    normalize: Normalize,
+    drop_last: bool,
+}
+
+/// Shuffled train and validation loaders over the two parts of the training set (random
+/// crop and flip for training only), and a test loader over the test set.
+fn held_out(spec: &DataSpec, h: HeldOut) -> Result<Pipelines, DataError> {
+    let (train_idx, val_idx) = h.split;
+    let (train_tf, train_desc) = cifar_train_transform(spec);
+    let eval_tf: Arc<dyn Transform> = Arc::new(Identity);
+    let normalize = h.normalize;
+    let classes = h.train_set.classes().to_vec();
     let train = Loader::new(
-        Arc::clone(&train_set),
+        Arc::clone(&h.train_set),
         Some(train_idx.clone()),
         train_tf,
         normalize,
-        spec.options(true, drop_last),
+        spec.options(true, h.drop_last),
     )?;
     let val = Loader::new(
-        train_set,
+        h.train_set,
         Some(val_idx.clone()),
         Arc::clone(&eval_tf),
         normalize,
         spec.options(true, false),
     )?;
     let test = Loader::new(
-        test_set,
+        h.test_set,
         None,
         eval_tf,
         normalize,
         spec.options(false, false),
     )?;
     Ok(Pipelines {
-        name,
-        format,
+        name: h.name,
+        format: h.format,
         train,
         val,
         test,
@@ -466,51 +495,17 @@ fn build_tiny(spec: &DataSpec) -> Result<Pipelines, DataError> {
     }
     let train_set = TinyImageNet::open(&spec.root, TinySplit::Train)?;
     let test_set = TinyImageNet::open(&spec.root, TinySplit::Val)?;
-    let (train_idx, val_idx) =
-        per_class_split(train_set.labels(), spec.val_samples_per_class, spec.seed)?;
-    let classes = train_set.classes().to_vec();
-    let train_set = cached(Arc::new(train_set), spec)?;
-    let test_set = cached(Arc::new(test_set), spec)?;
-    let (train_tf, train_desc) = cifar_train_transform(spec);
-    let eval_tf: Arc<dyn Transform> = Arc::new(Identity);
-    let normalize = Normalize::IMAGENET;
-    let train = Loader::new(
-        Arc::clone(&train_set),
-        Some(train_idx.clone()),
-        train_tf,
-        normalize,
-        spec.options(true, false),
-    )?;
-    let val = Loader::new(
-        train_set,
-        Some(val_idx.clone()),
-        Arc::clone(&eval_tf),
-        normalize,
-        spec.options(true, false),
-    )?;
-    let test = Loader::new(
-        test_set,
-        None,
-        eval_tf,
-        normalize,
-        spec.options(false, false),
-    )?;
-    Ok(Pipelines {
+    let split = per_class_split(train_set.labels(), spec.val_samples_per_class, spec.seed)?;
+    let held = HeldOut {
         name: DatasetName::TinyImageNet,
         format: format!("Tiny-ImageNet official layout in {}", spec.root.display()),
-        train,
-        val,
-        test,
-        num_classes: classes.len(),
-        classes,
-        train_indices: train_idx,
-        val_indices: val_idx,
-        val_is_test: false,
-        segmentation: false,
-        train_transform: train_desc,
-        eval_transform: Vec::new(),
-        normalize,
-    })
+        train_set: cached(Arc::new(train_set), spec)?,
+        test_set: cached(Arc::new(test_set), spec)?,
+        split,
+        normalize: Normalize::IMAGENET,
+        drop_last: false,
+    };
+    held_out(spec, held)
 }
 
 fn build_cub(spec: &DataSpec) -> Result<Pipelines, DataError> {
