@@ -7,8 +7,7 @@ use image::{ImageBuffer, Rgb, RgbImage};
 use mbls_data::cifar::{Cifar, CifarKind};
 use mbls_data::splits::cifar_split;
 use mbls_data::{DataError, Dataset, Image, ImageFolder, Sample, Target, write_cifar_binary};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn mbls(args: &[&str]) -> Output {
@@ -285,18 +284,9 @@ fn bad_input_exits_2_with_one_line() {
 
 #[test]
 fn real_cifar10_jpg_archive() {
-    let shared = std::env::var_os("MBLS_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../../shared"));
-    let path = shared.join("data/cifar10-jpg.tar.gz");
-    if !path.is_file() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: {} is absent (set MBLS_SHARED to the shared folder)",
-            path.display()
-        );
+    let Some(path) = mbls_testkit::shared("data/cifar10-jpg.tar.gz") else {
         return;
-    }
+    };
     let root = format!("data.data_root={}", path.display());
     let v = json(&["data=folder", &root, "--show", "50"]);
     assert_eq!(v["train"]["samples"], 45_000);

@@ -2,6 +2,7 @@
 //! on the reference's parity cases (skipped with a message when absent) and on bad input.
 
 use mbls_npy::{NpyArray, NpyData, write_npz};
+use mbls_testkit::shared;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -27,12 +28,6 @@ fn json(args: &[&str]) -> serde_json::Value {
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
-}
-
-fn shared() -> PathBuf {
-    std::env::var_os("MBLS_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared"))
 }
 
 /// Deterministic pseudo-random logits and labels.
@@ -159,11 +154,9 @@ fn npy_pair_matches_library_and_probs_mode() {
 
 #[test]
 fn parity_cases_through_the_cli() {
-    let dir = shared().join("parity/metrics/c100_n5000_overconfident");
-    if !dir.is_dir() {
-        skip(&format!("{} is absent", dir.display()));
+    let Some(dir) = shared("parity/metrics/c100_n5000_overconfident") else {
         return;
-    }
+    };
     let e: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     let l = dir.join("logits.npy");
@@ -190,11 +183,9 @@ fn parity_cases_through_the_cli() {
 
 #[test]
 fn segmentation_parity_through_the_cli() {
-    let root = shared().join("parity/segment");
-    if !root.is_dir() {
-        skip(&format!("{} is absent", root.display()));
+    let Some(root) = shared("parity/segment") else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     for (case, batch) in [("c4_small", 3), ("voc_like_c21", 2)] {
         let dir = root.join(case);
@@ -382,11 +373,4 @@ fn dense_generated_data_with_ignore_pixels() {
         NpyData::U8(bad.iter().map(|&v| v as u8).collect()),
     );
     fails_with(&[&lp, &ybad], "label 7");
-}
-
-/// Reports a skipped test on the terminal even though the test harness captures output
-/// (the capture only intercepts the print macros).
-fn skip(reason: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
 }

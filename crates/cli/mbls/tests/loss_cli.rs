@@ -2,6 +2,7 @@
 //! training config's override syntax, terms and `--grad-out` compared with the reference.
 
 use mbls_npy::NpyArray;
+use mbls_testkit::shared;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -13,21 +14,11 @@ fn mbls(args: &[String]) -> std::process::Output {
         .unwrap()
 }
 
-fn skip(reason: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
-}
-
 #[test]
 fn reference_cases_through_the_cli() {
-    let root = std::env::var_os("MBLS_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../../shared"));
-    let dir = root.join("parity/losses");
-    if !dir.is_dir() {
-        skip(&format!("{} is absent", dir.display()));
+    let Some(dir) = shared("parity/losses") else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()

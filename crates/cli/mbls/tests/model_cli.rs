@@ -1,5 +1,6 @@
 //! `mbls model` as a user runs it: state dict and parameter count of configured models.
 
+use mbls_testkit::shared;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -11,26 +12,16 @@ fn mbls(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn skip(reason: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
-}
-
 #[test]
 fn state_dict_matches_the_reference_manifest() {
-    let root = std::env::var_os("MBLS_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../../shared"));
     for (model, classes) in [
         ("resnet18_cifar", "10"),
         ("resnet50_tiny", "200"),
         ("global_pooling", "20"),
     ] {
-        let f = root.join("parity/models").join(model).join("expected.json");
-        if !f.is_file() {
-            skip(&format!("{} is absent", f.display()));
+        let Some(f) = shared(&format!("parity/models/{model}/expected.json")) else {
             continue;
-        }
+        };
         let e: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
         let out = mbls(&[

@@ -5,8 +5,7 @@ use image::{GrayImage, ImageBuffer, Luma, Rgb, RgbImage, Rgba, RgbaImage};
 use mbls_data::cifar::{Cifar, CifarKind};
 use mbls_data::image_folder::{ImageFolder, write_cifar_binary};
 use mbls_data::{DataError, Dataset, Target};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn rgb(seed: u8, w: u32, h: u32) -> RgbImage {
     ImageBuffer::from_fn(w, h, |x, y| {
@@ -184,26 +183,10 @@ fn writer_refuses_non_cifar_images() {
     assert!(!out.join("test_batch.bin").exists());
 }
 
-fn shared_archive() -> Result<PathBuf, String> {
-    let shared = std::env::var_os("MBLS_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared"));
-    let p = shared.join("data/cifar10-jpg.tar.gz");
-    if p.is_file() {
-        Ok(p)
-    } else {
-        Err(format!("{} not found (set MBLS_SHARED)", p.display()))
-    }
-}
-
 #[test]
 fn real_cifar10_jpg_test_split() {
-    let archive = match shared_archive() {
-        Ok(p) => p,
-        Err(reason) => {
-            writeln!(std::io::stderr(), "SKIPPED: {reason}").unwrap();
-            return;
-        }
+    let Some(archive) = mbls_testkit::shared("data/cifar10-jpg.tar.gz") else {
+        return;
     };
     let ds = ImageFolder::from_tar_gz(&archive, "test").unwrap();
     assert_eq!(ds.len(), 10_000);

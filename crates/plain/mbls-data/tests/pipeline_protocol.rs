@@ -9,7 +9,6 @@ use mbls_data::image_folder::write_cifar_binary;
 use mbls_data::pipeline::{DataSpec, DatasetName, Pipelines, build};
 use mbls_data::splits::{cifar_split, per_class_split};
 use mbls_data::{Batch, DataError, Dataset, Image, Loader, Sample, Target};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -446,26 +445,11 @@ fn voc_validates_and_tests_on_val() {
     assert_eq!(val[0].shape, [2, 3, 480, 480]);
 }
 
-fn shared_archive() -> Option<PathBuf> {
-    let root = std::env::var_os("MBLS_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../../shared"));
-    let p = root.join("data/cifar10-jpg.tar.gz");
-    if p.is_file() {
-        Some(p)
-    } else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: {} is absent (set MBLS_SHARED to the shared folder)",
-            p.display()
-        );
-        None
-    }
-}
-
 #[test]
 fn real_cifar10_jpg_archive_has_the_reference_split() {
-    let Some(path) = shared_archive() else { return };
+    let Some(path) = mbls_testkit::shared("data/cifar10-jpg.tar.gz") else {
+        return;
+    };
     let p: Pipelines = build(&spec(DatasetName::Folder, &path, 128)).unwrap();
     assert_eq!(p.classes.len(), 10);
     assert_eq!(p.classes[0], "airplane");

@@ -9,16 +9,7 @@ use mbls_npy::NpyArray;
 use std::path::{Path, PathBuf};
 
 fn parity_dir(sub: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("MBLS_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared"));
-    let dir = root.join("parity").join(sub);
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        skip(&format!("parity folder {} is absent", dir.display()));
-        None
-    }
+    mbls_testkit::shared(&format!("parity/{sub}"))
 }
 
 fn cases(dir: &Path) -> Vec<PathBuf> {
@@ -153,11 +144,4 @@ fn segmentation_matches_reference() {
         close("pixel_cece", &case, r.cece, f("pixel_cece"), 1e-5);
         eprintln!("ok {}", case.display());
     }
-}
-
-/// Reports a skipped test on the terminal even though the test harness captures output
-/// (the capture only intercepts the print macros).
-fn skip(reason: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
 }

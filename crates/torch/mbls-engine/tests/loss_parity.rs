@@ -8,16 +8,7 @@ use mbls_npy::NpyArray;
 use std::path::{Path, PathBuf};
 
 fn parity_dir() -> Option<PathBuf> {
-    let root = std::env::var_os("MBLS_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared"));
-    let d = root.join("parity/losses");
-    if d.is_dir() {
-        Some(d)
-    } else {
-        skip(&format!("parity folder {} is absent", d.display()));
-        None
-    }
+    mbls_testkit::shared("parity/losses")
 }
 
 fn tensor_f32(p: &Path) -> Tensor {
@@ -101,11 +92,4 @@ fn every_loss_case_matches_values_and_gradients() {
     eprintln!(
         "loss parity: worst term rel.err {worst_rel:.2e}, worst gradient abs.err {worst_grad:.2e}"
     );
-}
-
-/// Reports a skipped test on the terminal even though the test harness captures output
-/// (the capture only intercepts the print macros).
-fn skip(reason: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
 }

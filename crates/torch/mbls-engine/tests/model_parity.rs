@@ -9,27 +9,13 @@ use mbls_engine::tch::{Device, Kind, Tensor};
 use mbls_npy::NpyArray;
 use std::path::{Path, PathBuf};
 
-fn skip(reason: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
-}
-
 fn note(msg: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{msg}");
 }
 
 fn parity_dir() -> Option<PathBuf> {
-    let root = std::env::var_os("MBLS_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../../shared"));
-    let d = root.join("parity/models");
-    if d.is_dir() {
-        Some(d)
-    } else {
-        skip(&format!("parity folder {} is absent", d.display()));
-        None
-    }
+    mbls_testkit::shared("parity/models")
 }
 
 fn read_f32(p: &Path) -> Tensor {

@@ -1485,7 +1485,7 @@ mod tests {
     #[test]
     fn avx2_dense_passes_equal_the_portable_ones() {
         if !std::arch::is_x86_feature_detected!("avx2") {
-            eprintln!("SKIPPED: this CPU has no AVX2");
+            mbls_testkit::skip("this CPU has no AVX2");
             return;
         }
         for (c, hw) in [(7usize, 1353usize), (21, 512 + 57), (2, 31), (1, 100)] {
@@ -1534,7 +1534,7 @@ mod tests {
     #[test]
     fn avx2_row_passes_equal_the_portable_ones() {
         if !std::arch::is_x86_feature_detected!("avx2") {
-            eprintln!("SKIPPED: this CPU has no AVX2");
+            mbls_testkit::skip("this CPU has no AVX2");
             return;
         }
         let sizes = [

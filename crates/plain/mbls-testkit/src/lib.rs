@@ -1,0 +1,64 @@
+//! Test support shared by the workspace's crates (a dev-dependency only): where the shared
+//! reference folder (`../shared` beside the checkout) is, and how a test that needs a file
+//! from it reports that it skipped. Such tests never pass silently: they print a `SKIPPED:`
+//! line that shows in `cargo test` output.
+
+use std::path::PathBuf;
+
+/// The shared reference folder: `$MBLS_SHARED` when set, else `shared/` beside the checkout.
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("MBLS_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            // this crate is at <checkout>/crates/plain/mbls-testkit
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../../shared")
+        })
+}
+
+/// `rel` inside the shared folder when it exists; otherwise reports the skip (naming the
+/// missing path) and returns `None`, so a test reads `let Some(p) = shared("...") else { return };`.
+pub fn shared(rel: &str) -> Option<PathBuf> {
+    let p = shared_dir().join(rel);
+    if p.exists() {
+        Some(p)
+    } else {
+        skip(&format!(
+            "{} is absent (set MBLS_SHARED to the shared folder)",
+            p.display()
+        ));
+        None
+    }
+}
+
+/// Prints `SKIPPED: reason` on stderr. Written to the stream directly: the test harness
+/// captures only the print macros, so the line shows even when the test passes.
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_paths_are_none_and_present_ones_are_found() {
+        assert!(shared("no/such/file/anywhere.bin").is_none());
+        // the folder itself may or may not be there; its lookup is deterministic either way
+        assert_eq!(shared_dir(), shared_dir());
+        let d = tempfile_dir();
+        std::fs::write(d.join("x.txt"), "x").unwrap();
+        // SAFETY: the only test of this binary; nothing else reads the environment meanwhile
+        unsafe { std::env::set_var("MBLS_SHARED", &d) };
+        assert_eq!(shared("x.txt"), Some(d.join("x.txt")));
+        // SAFETY: as above
+        unsafe { std::env::remove_var("MBLS_SHARED") };
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("mbls-testkit-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
