@@ -80,33 +80,6 @@ pub fn uniform_f32(rng: &mut ChaCha8Rng) -> f32 {
     (rng.next_u32() >> 8) as f32 * (1.0 / 16_777_216.0)
 }
 
-fn check_sample(sample: &Sample) -> Result<(), DataError> {
-    let im = &sample.image;
-    if im.data.len() != im.height * im.width * im.channels {
-        return Err(DataError::Invalid(format!(
-            "image buffer holds {} bytes but {}x{}x{} needs {}",
-            im.data.len(),
-            im.height,
-            im.width,
-            im.channels,
-            im.height * im.width * im.channels
-        )));
-    }
-    if let Target::Mask(m) = &sample.target {
-        if m.height != im.height || m.width != im.width || m.data.len() != m.height * m.width {
-            return Err(DataError::Invalid(format!(
-                "mask {}x{} ({} bytes) does not match its image {}x{}",
-                m.height,
-                m.width,
-                m.data.len(),
-                im.height,
-                im.width
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Copies the window of `plane` (rows `top..top+out_h`, columns `left..left+out_w`, coordinates
 /// that may lie outside the plane, which reads as `fill`) into a new `out_h × out_w` plane.
 #[allow(clippy::too_many_arguments)]
@@ -188,7 +161,7 @@ impl RandomCrop {
     /// Crops the window at `(top, left)` of the padded image (`top, left <= H + 2p - size`); the
     /// deterministic part of [`RandomCrop`], exposed for tests and fixtures.
     pub fn crop_at(&self, sample: Sample, top: usize, left: usize) -> Result<Sample, DataError> {
-        check_sample(&sample)?;
+        sample.check()?;
         let (ph, pw) = self.padded(&sample)?;
         if top + self.size > ph || left + self.size > pw {
             return Err(DataError::Invalid(format!(
@@ -221,7 +194,7 @@ impl RandomCrop {
 
 impl Transform for RandomCrop {
     fn apply(&self, sample: Sample, rng: &mut ChaCha8Rng) -> Result<Sample, DataError> {
-        check_sample(&sample)?;
+        sample.check()?;
         let (ph, pw) = self.padded(&sample)?;
         let (top, left) = if ph == self.size && pw == self.size {
             (0, 0)
@@ -264,7 +237,7 @@ fn flip_rows(data: &mut [u8], width: usize, channels: usize) {
 /// Mirrors a sample left–right (image and mask): the deterministic part of
 /// [`RandomHorizontalFlip`].
 pub fn hflip(mut sample: Sample) -> Result<Sample, DataError> {
-    check_sample(&sample)?;
+    sample.check()?;
     let im = &mut sample.image;
     flip_rows(&mut im.data, im.width, im.channels);
     if let Target::Mask(m) = &mut sample.target {
@@ -291,7 +264,7 @@ impl Transform for RandomHorizontalFlip {
         if uniform_f32(rng) < self.p {
             hflip(sample)
         } else {
-            check_sample(&sample)?;
+            sample.check()?;
             Ok(sample)
         }
     }
@@ -511,7 +484,7 @@ fn resize_nearest(m: &Mask, out_h: usize, out_w: usize) -> Mask {
 
 impl Transform for Resize {
     fn apply(&self, sample: Sample, _rng: &mut ChaCha8Rng) -> Result<Sample, DataError> {
-        check_sample(&sample)?;
+        sample.check()?;
         let im = &sample.image;
         if im.height == 0 || im.width == 0 {
             return Err(DataError::Invalid(format!(
@@ -567,7 +540,7 @@ impl CenterCrop {
 
 impl Transform for CenterCrop {
     fn apply(&self, sample: Sample, _rng: &mut ChaCha8Rng) -> Result<Sample, DataError> {
-        check_sample(&sample)?;
+        sample.check()?;
         let (h, w) = (sample.image.height, sample.image.width);
         if self.height == 0 || self.width == 0 {
             return Err(DataError::Invalid(format!(

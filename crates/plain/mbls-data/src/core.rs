@@ -45,6 +45,37 @@ pub struct Sample {
     pub target: Target,
 }
 
+impl Sample {
+    /// Checks that the image buffer holds `height x width x channels` bytes (at least one
+    /// channel) and that a mask target has the image's size; transforms call it first.
+    pub fn check(&self) -> Result<(), DataError> {
+        let im = &self.image;
+        if im.channels == 0 || im.data.len() != im.height * im.width * im.channels {
+            return Err(DataError::Invalid(format!(
+                "image buffer holds {} bytes but {}x{}x{} needs {}",
+                im.data.len(),
+                im.height,
+                im.width,
+                im.channels,
+                im.height * im.width * im.channels
+            )));
+        }
+        if let Target::Mask(m) = &self.target
+            && ((m.height, m.width) != (im.height, im.width) || m.data.len() != m.height * m.width)
+        {
+            return Err(DataError::Invalid(format!(
+                "mask {}x{} ({} values) does not match its image {}x{}",
+                m.height,
+                m.width,
+                m.data.len(),
+                im.height,
+                im.width
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A random-access image dataset. Implementations must be cheap to share between worker threads.
 pub trait Dataset: Send + Sync {
     /// Number of samples.

@@ -45,32 +45,6 @@ fn uniform(rng: &mut ChaCha8Rng, a: f64, b: f64) -> f64 {
     a + (b - a) * uniform01(rng)
 }
 
-fn check_sample(sample: &Sample) -> Result<(), DataError> {
-    let im = &sample.image;
-    if im.channels == 0 || im.data.len() != im.height * im.width * im.channels {
-        return Err(DataError::Invalid(format!(
-            "image buffer holds {} bytes, not {}x{}x{}",
-            im.data.len(),
-            im.height,
-            im.width,
-            im.channels
-        )));
-    }
-    if let Target::Mask(m) = &sample.target {
-        if (m.height, m.width) != (im.height, im.width) || m.data.len() != m.height * m.width {
-            return Err(DataError::Invalid(format!(
-                "mask is {}x{} ({} values) but its image is {}x{}",
-                m.height,
-                m.width,
-                m.data.len(),
-                im.height,
-                im.width
-            )));
-        }
-    }
-    Ok(())
-}
-
 fn check_buffer(src: &[u8], h: usize, w: usize, cn: usize) -> Result<(), DataError> {
     if src.len() != h * w * cn {
         return Err(DataError::Invalid(format!(
@@ -252,7 +226,7 @@ pub fn resize_nearest(
 
 /// Resizes a sample: bilinear ([`resize_linear`]) image, nearest ([`resize_nearest`]) mask.
 fn resize_sample(sample: Sample, h: usize, w: usize) -> Result<Sample, DataError> {
-    check_sample(&sample)?;
+    sample.check()?;
     if h == 0 || w == 0 {
         return Err(DataError::Invalid(format!(
             "cannot resize to {h}x{w} (height x width)"
@@ -309,7 +283,7 @@ pub struct LongestMaxSize {
 
 impl Transform for LongestMaxSize {
     fn apply(&self, sample: Sample, _rng: &mut ChaCha8Rng) -> Result<Sample, DataError> {
-        check_sample(&sample)?;
+        sample.check()?;
         let (h, w) = longest_max_size_dims(sample.image.height, sample.image.width, self.max_size);
         resize_sample(sample, h, w)
     }
@@ -392,7 +366,7 @@ pub struct PadIfNeeded {
 
 impl Transform for PadIfNeeded {
     fn apply(&self, sample: Sample, _rng: &mut ChaCha8Rng) -> Result<Sample, DataError> {
-        check_sample(&sample)?;
+        sample.check()?;
         let im = sample.image;
         let pads = pad_if_needed_offsets(im.height, im.width, self.min_height, self.min_width);
         if pads == (0, 0, 0, 0) {
@@ -432,7 +406,7 @@ pub fn crop_sample(
     height: usize,
     width: usize,
 ) -> Result<Sample, DataError> {
-    check_sample(&sample)?;
+    sample.check()?;
     let im = sample.image;
     if top + height > im.height || left + width > im.width || height == 0 || width == 0 {
         return Err(DataError::Invalid(format!(
@@ -494,7 +468,7 @@ pub struct RandomCrop {
 
 impl Transform for RandomCrop {
     fn apply(&self, sample: Sample, rng: &mut ChaCha8Rng) -> Result<Sample, DataError> {
-        check_sample(&sample)?;
+        sample.check()?;
         check_crop_fits(&sample, self.height, self.width)?;
         let h_start = uniform01(rng);
         let w_start = uniform01(rng);
@@ -516,7 +490,7 @@ pub struct CenterCrop {
 
 impl Transform for CenterCrop {
     fn apply(&self, sample: Sample, _rng: &mut ChaCha8Rng) -> Result<Sample, DataError> {
-        check_sample(&sample)?;
+        sample.check()?;
         check_crop_fits(&sample, self.height, self.width)?;
         let top = (sample.image.height - self.height) / 2;
         let left = (sample.image.width - self.width) / 2;
@@ -526,7 +500,7 @@ impl Transform for CenterCrop {
 
 /// Mirrors the image and its mask left-right.
 pub fn hflip_sample(sample: Sample) -> Result<Sample, DataError> {
-    check_sample(&sample)?;
+    sample.check()?;
     let mut sample = sample;
     let flip = |data: &mut [u8], w: usize, cn: usize| {
         if w == 0 {
@@ -558,7 +532,7 @@ pub struct HorizontalFlip {
 
 impl Transform for HorizontalFlip {
     fn apply(&self, sample: Sample, rng: &mut ChaCha8Rng) -> Result<Sample, DataError> {
-        check_sample(&sample)?;
+        sample.check()?;
         if uniform01(rng) < self.p {
             hflip_sample(sample)
         } else {
@@ -644,7 +618,7 @@ impl Default for RandomBrightnessContrast {
 
 impl Transform for RandomBrightnessContrast {
     fn apply(&self, sample: Sample, rng: &mut ChaCha8Rng) -> Result<Sample, DataError> {
-        check_sample(&sample)?;
+        sample.check()?;
         if uniform01(rng) >= self.p {
             return Ok(sample);
         }
@@ -854,7 +828,7 @@ impl Default for HueSaturationValue {
 
 impl Transform for HueSaturationValue {
     fn apply(&self, sample: Sample, rng: &mut ChaCha8Rng) -> Result<Sample, DataError> {
-        check_sample(&sample)?;
+        sample.check()?;
         if uniform01(rng) >= self.p {
             return Ok(sample);
         }
