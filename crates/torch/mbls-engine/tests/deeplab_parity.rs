@@ -6,8 +6,10 @@
 use mbls_engine::models::{ModelOptions, build_model};
 use mbls_engine::tch::nn::{ModuleT, VarStore};
 use mbls_engine::tch::{Device, Kind, Tensor};
-use mbls_npy::NpyArray;
 use std::path::Path;
+
+mod common;
+use common::{check_state_dict, fill_by_formula, ints, manifest, read_f32, sin_ramp};
 
 fn fixture() -> &'static Path {
     Path::new(concat!(
@@ -16,76 +18,21 @@ fn fixture() -> &'static Path {
     ))
 }
 
-fn read_f32(p: &Path) -> Tensor {
-    let a = NpyArray::read(p).unwrap();
-    let shape: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
-    Tensor::from_slice(&a.to_f32().unwrap()).view(shape.as_slice())
-}
-
-fn sin_ramp(shape: &[i64], a: f64, b: f64) -> Tensor {
-    let n: i64 = shape.iter().product();
-    (Tensor::arange(n, (Kind::Double, Device::Cpu)) * a + b)
-        .sin()
-        .view(shape)
-}
-
-fn ints(v: &serde_json::Value) -> Vec<i64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_i64().unwrap())
-        .collect()
-}
-
 #[test]
 fn deeplabv3_matches_smp() {
     let e: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixture().join("expected.json")).unwrap())
             .unwrap();
-    let manifest: Vec<(String, Vec<i64>)> = e["state_dict"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| (v[0].as_str().unwrap().to_owned(), ints(&v[1])))
-        .collect();
+    let manifest = manifest(&e);
     let opts = ModelOptions {
         aspp_dropout: 0.0,
         ..ModelOptions::default()
     };
     let vs = VarStore::new(Device::Cpu);
     let model = build_model("deeplabv3", 21, &vs.root(), opts).unwrap();
-    let want: Vec<&str> = manifest.iter().map(|(n, _)| n.as_str()).collect();
-    let got: Vec<&str> = model
-        .state_dict_names()
-        .iter()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(got, want, "state_dict order");
-    let vars = vs.variables();
-    assert_eq!(vars.len(), manifest.len());
-    let mut num_parameters = 0;
-    for (n, shape) in &manifest {
-        assert_eq!(&vars[n].size(), shape, "shape of {n}");
-        if vars[n].requires_grad() {
-            num_parameters += vars[n].numel();
-        }
-    }
-    assert_eq!(num_parameters as i64, e["num_parameters"].as_i64().unwrap());
-
-    mbls_engine::tch::no_grad(|| {
-        for (p, (n, shape)) in manifest.iter().enumerate() {
-            if n.ends_with("num_batches_tracked") {
-                continue;
-            }
-            let s = sin_ramp(shape, 0.37, 1.3 * p as f64);
-            let value = if n.ends_with("running_var") {
-                s.abs() * 0.5 + 1.0
-            } else {
-                s * 0.05
-            };
-            vars[n].shallow_clone().copy_(&value.to_kind(Kind::Float));
-        }
-    });
+    let num_parameters = e["num_parameters"].as_i64().unwrap();
+    check_state_dict("deeplabv3", &model, &vs, &manifest, num_parameters);
+    fill_by_formula(&vs, &manifest);
     let x = sin_ramp(&ints(&e["input_shape"]), 0.011, 0.0).to_kind(Kind::Float);
     let sub = |t: Tensor| t.slice(2, 0, None, 3).slice(3, 0, None, 3);
     for (train, file) in [

@@ -3,24 +3,14 @@
 //! printing why, when the folder is absent.
 
 use mbls_engine::losses::{LossSpec, build_loss};
-use mbls_engine::tch::{Kind, Tensor};
-use mbls_npy::NpyArray;
-use std::path::{Path, PathBuf};
+use mbls_engine::tch::Kind;
+use std::path::PathBuf;
+
+mod common;
+use common::{read_f32, read_i64};
 
 fn parity_dir() -> Option<PathBuf> {
     mbls_testkit::shared("parity/losses")
-}
-
-fn tensor_f32(p: &Path) -> Tensor {
-    let a = NpyArray::read(p).unwrap();
-    let shape: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
-    Tensor::from_slice(&a.to_f32().unwrap()).view(shape.as_slice())
-}
-
-fn tensor_i64(p: &Path) -> Tensor {
-    let a = NpyArray::read(p).unwrap();
-    let shape: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
-    Tensor::from_slice(&a.to_i64().unwrap()).view(shape.as_slice())
 }
 
 #[test]
@@ -41,8 +31,8 @@ fn every_loss_case_matches_values_and_gradients() {
         let name = e["loss"].as_str().unwrap();
         let spec = LossSpec::from_params(name, e["params"].as_object().unwrap()).unwrap();
         let loss = build_loss(&spec).unwrap();
-        let logits = tensor_f32(&case.join("logits.npy")).set_requires_grad(true);
-        let targets = tensor_i64(&case.join("targets.npy"));
+        let logits = read_f32(&case.join("logits.npy")).set_requires_grad(true);
+        let targets = read_i64(&case.join("targets.npy"));
         let terms = loss.forward(&logits, &targets).unwrap();
         let want_terms = e["terms"].as_object().unwrap();
         assert_eq!(
@@ -73,7 +63,7 @@ fn every_loss_case_matches_values_and_gradients() {
         }
         terms.total().backward();
         let grad = logits.grad();
-        let want = tensor_f32(&case.join("grad.npy"));
+        let want = read_f32(&case.join("grad.npy"));
         assert_eq!(grad.size(), want.size());
         let err = (grad - want)
             .abs()

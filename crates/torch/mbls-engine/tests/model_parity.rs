@@ -6,8 +6,10 @@
 use mbls_engine::models::{ModelOptions, build_model};
 use mbls_engine::tch::nn::{ModuleT, VarStore};
 use mbls_engine::tch::{Device, Kind, Tensor};
-use mbls_npy::NpyArray;
 use std::path::{Path, PathBuf};
+
+mod common;
+use common::{check_state_dict, fill_by_formula, ints, manifest, read_f32, sin_ramp};
 
 fn note(msg: &str) {
     use std::io::Write;
@@ -16,20 +18,6 @@ fn note(msg: &str) {
 
 fn parity_dir() -> Option<PathBuf> {
     mbls_testkit::shared("parity/models")
-}
-
-fn read_f32(p: &Path) -> Tensor {
-    let a = NpyArray::read(p).unwrap();
-    let shape: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
-    Tensor::from_slice(&a.to_f32().unwrap()).view(shape.as_slice())
-}
-
-/// `sin(a * j + b)` over the flat index j of `shape`, in float64.
-fn sin_ramp(shape: &[i64], a: f64, b: f64) -> Tensor {
-    let n: i64 = shape.iter().product();
-    (Tensor::arange(n, (Kind::Double, Device::Cpu)) * a + b)
-        .sin()
-        .view(shape)
 }
 
 fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
@@ -42,20 +30,7 @@ fn run_case(case: &Path) -> (String, f64, Option<f64>) {
         serde_json::from_str(&std::fs::read_to_string(case.join("expected.json")).unwrap())
             .unwrap();
     let name = case.file_name().unwrap().to_string_lossy().into_owned();
-    let manifest: Vec<(String, Vec<i64>)> = e["state_dict"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            let shape = v[1]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_i64().unwrap())
-                .collect();
-            (v[0].as_str().unwrap().to_owned(), shape)
-        })
-        .collect();
+    let manifest = manifest(&e);
     let num_classes = manifest.last().unwrap().1[0];
     let has_dropout = name == "resnet101";
     let opts = ModelOptions {
@@ -64,59 +39,11 @@ fn run_case(case: &Path) -> (String, f64, Option<f64>) {
     };
     let vs = VarStore::new(Device::Cpu);
     let model = build_model(&name, num_classes, &vs.root(), opts).unwrap();
+    let num_parameters = e["num_parameters"].as_i64().unwrap();
+    check_state_dict(&name, &model, &vs, &manifest, num_parameters);
+    fill_by_formula(&vs, &manifest);
 
-    // Names in state_dict order, then the VarStore's contents as a set with shapes.
-    let want_names: Vec<&str> = manifest.iter().map(|(n, _)| n.as_str()).collect();
-    let got_names: Vec<&str> = model
-        .state_dict_names()
-        .iter()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(got_names, want_names, "{name}: state_dict order");
-    let vars = vs.variables();
-    assert_eq!(vars.len(), manifest.len(), "{name}: variable count");
-    let mut num_parameters = 0;
-    for (n, shape) in &manifest {
-        let v = vars
-            .get(n)
-            .unwrap_or_else(|| panic!("{name}: no variable {n}"));
-        assert_eq!(&v.size(), shape, "{name}: shape of {n}");
-        if n.ends_with("num_batches_tracked") {
-            assert_eq!(v.kind(), Kind::Int64, "{name}: {n}");
-        } else if v.requires_grad() {
-            num_parameters += v.numel();
-        }
-    }
-    assert_eq!(
-        num_parameters as i64,
-        e["num_parameters"].as_i64().unwrap(),
-        "{name}: trainable parameter count"
-    );
-
-    // Fill every entry by the formula (p = position in the manifest).
-    mbls_engine::tch::no_grad(|| {
-        for (p, (n, shape)) in manifest.iter().enumerate() {
-            if n.ends_with("num_batches_tracked") {
-                continue;
-            }
-            let s = sin_ramp(shape, 0.37, 1.3 * p as f64);
-            let value = if n.ends_with("running_var") {
-                s.abs() * 0.5 + 1.0
-            } else {
-                s * 0.05
-            };
-            let mut v = vars[n].shallow_clone();
-            v.copy_(&value.to_kind(Kind::Float));
-        }
-    });
-
-    let input_shape: Vec<i64> = e["input_shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_i64().unwrap())
-        .collect();
-    let x = sin_ramp(&input_shape, 0.011, 0.0).to_kind(Kind::Float);
+    let x = sin_ramp(&ints(&e["input_shape"]), 0.011, 0.0).to_kind(Kind::Float);
     let eval = mbls_engine::tch::no_grad(|| model.forward_t(&x, false));
     let err_eval = max_abs(&eval, &read_f32(&case.join("logits_eval.npy")));
     let err_train = (!has_dropout).then(|| {
