@@ -10,23 +10,26 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 repeats="${1:-3}"
-venv="$root/bench/.venv"
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q torch==2.11.0 numpy
+source "$root/bench/venv.sh"
+bench_python
+if [ -n "${MBLS_BENCH_DIR:-}" ]; then
+  out="$MBLS_BENCH_DIR"
+else
+  # about 0.6 GB of logits: removed when the script ends
+  out="$(mktemp -d)"
+  trap 'rm -rf "$out"' EXIT
 fi
-out="${MBLS_BENCH_DIR:-$(mktemp -d)}"
 mkdir -p "$out"
 cd "$root"
 cargo build --release -q -p mbls-metrics --example bench_metrics
 export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2
-"$venv/bin/python" bench/torch_metrics.py --threads 2 --repeats "$repeats" --save "$out" | tee "$out/torch.jsonl"
+"$PY" bench/torch_metrics.py --threads 2 --repeats "$repeats" --save "$out" | tee "$out/torch.jsonl"
 : > "$out/mbls.jsonl"
 for which in classification segmentation; do
   /usr/bin/time -v -o "$out/time_$which.txt" \
     target/release/examples/bench_metrics "$out" "$repeats" "$which" | tee -a "$out/mbls.jsonl"
 done
-"$venv/bin/python" - "$out" <<'PY'
+"$PY" - "$out" <<'PY'
 import json, re, sys
 out = sys.argv[1]
 rows = [json.loads(l) for f in ("torch.jsonl", "mbls.jsonl") for l in open(f"{out}/{f}")]

@@ -6,15 +6,16 @@
 #
 #   bench/compare_loader.sh [ROUNDS] [EPOCHS]
 #
-# Extracts /work/shared/data/cifar10-jpg.tar.gz (or $CIFAR10_JPG) into target/cifar10-jpg if
-# missing. Needs bench/.venv with torch 2.11 + torchvision 0.26.
+# Extracts ../shared/data/cifar10-jpg.tar.gz (or $MBLS_SHARED/data/..., or $CIFAR10_JPG) into
+# target/cifar10-jpg if missing. Uses bench/.venv (torch 2.11), adding torchvision 0.26.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 EPOCHS=${2:-1}
-ARCHIVE=${CIFAR10_JPG:-/work/shared/data/cifar10-jpg.tar.gz}
+ARCHIVE=${CIFAR10_JPG:-${MBLS_SHARED:-../shared}/data/cifar10-jpg.tar.gz}
 DATA=target/cifar10-jpg
-PY=bench/.venv/bin/python
+source bench/venv.sh
+bench_python torchvision==0.26.0
 OUT=${OUT_DIR:-target/compare_loader}
 mkdir -p "$OUT"
 
@@ -25,10 +26,6 @@ if [ ! -d "$DATA/train" ]; then
     fi
     mkdir -p "$DATA"
     tar xzf "$ARCHIVE" -C "$DATA"
-fi
-if ! "$PY" -c "import torchvision" 2>/dev/null; then
-    echo "$PY lacks torchvision (install torchvision==0.26.0 into bench/.venv)" >&2
-    exit 2
 fi
 
 cargo build --release -p mbls-data --example bench_loader

@@ -5,18 +5,15 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 repeats="${1:-20}"
-venv="$root/bench/.venv"
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q torch==2.11.0 numpy
-fi
+source "$root/bench/venv.sh"
+bench_python
 cd "$root"
 bash scripts/setup-libtorch.sh >/dev/null
 cargo build --release -q -p mbls-engine --features jemalloc --example bench_losses
 out="$(mktemp -d)"
 OMP_NUM_THREADS=2 target/release/examples/bench_losses "$repeats" 2 | tee "$out/mbls.jsonl"
-OMP_NUM_THREADS=2 "$venv/bin/python" bench/torch_losses.py --repeats "$repeats" --threads 2 | tee "$out/torch.jsonl"
-"$venv/bin/python" - "$out" <<'PY'
+OMP_NUM_THREADS=2 "$PY" bench/torch_losses.py --repeats "$repeats" --threads 2 | tee "$out/torch.jsonl"
+"$PY" - "$out" <<'PY'
 import json, sys
 out = sys.argv[1]
 rows = {}

@@ -6,11 +6,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 rounds="${1:-2}"; steps="${2:-4}"; extra="${3:-}"
-venv="$root/bench/.venv"
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q torch==2.11.0 numpy
-fi
+source "$root/bench/venv.sh"
+bench_python
 cd "$root"
 bash scripts/setup-libtorch.sh >/dev/null
 cargo build --release -q -p mbls-engine --features jemalloc --example bench_models
@@ -19,14 +16,14 @@ for r in $(seq "$rounds"); do
   for m in resnet18_cifar resnet50_cifar; do
     for impl in mbls pytorch; do
       if [ "$impl" = mbls ]; then cmd=(target/release/examples/bench_models "$m" --steps "$steps" $extra)
-      else cmd=("$venv/bin/python" bench/torch_models.py "$m" --steps "$steps" $extra); fi
+      else cmd=("$PY" bench/torch_models.py "$m" --steps "$steps" $extra); fi
       OMP_NUM_THREADS=2 /usr/bin/time -v "${cmd[@]}" >>"$out/results.jsonl" 2>"$out/time.txt"
       rss=$(awk -F: '/Maximum resident/ {gsub(/ /,"",$2); print $2}' "$out/time.txt")
       echo "{\"impl\":\"$impl\",\"model\":\"$m\",\"round\":$r,\"peak_rss_kb\":$rss}" >>"$out/rss.jsonl"
     done
   done
 done
-"$venv/bin/python" - "$out" <<'PY'
+"$PY" - "$out" <<'PY'
 import json, sys, statistics as st
 out = sys.argv[1]
 res = [json.loads(l) for l in open(f"{out}/results.jsonl")]
