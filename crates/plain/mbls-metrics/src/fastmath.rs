@@ -90,8 +90,14 @@ pub fn max_min_sum(v: &[f32]) -> (f32, f32, f32) {
     }
     let m = mx.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
     let n = mn.iter().fold(f32::INFINITY, |a, &b| a.min(b));
-    let s = ((sm[0] + sm[4]) + (sm[1] + sm[5])) + ((sm[2] + sm[6]) + (sm[3] + sm[7]));
-    (m, n, s)
+    (m, n, fold8(&sm))
+}
+
+/// The fixed-order sum of 8 float lanes, `((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7))`
+/// (the fold of two 4-lane halves, as a vector reduction does it).
+#[inline(always)]
+pub fn fold8(l: &[f32; 8]) -> f32 {
+    ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]))
 }
 
 /// Maximum of `v` leaving out index `skip` (8 lanes, vectorised).

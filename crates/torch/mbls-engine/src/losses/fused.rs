@@ -788,6 +788,7 @@ fn dense_tile<const MARGIN: bool, const LS: bool, const AVX2: bool>(
 /// operations in the same order (no fused multiply-adds), so results are the same bits.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use mbls_metrics::fastmath;
     use std::arch::x86_64::*;
 
     /// Pixels per block of the max pass (4 vectors of 8).
@@ -1053,7 +1054,7 @@ mod avx2 {
             wl[k - full] += w;
             hl[k - full] += h;
         }
-        (super::fold8(&wl), super::fold8(&hl) as f64)
+        (fastmath::fold8(&wl), fastmath::fold8(&hl) as f64)
     }
 
     /// [`super::l1_row`], 8 lanes in registers (same operations, same lanes).
@@ -1102,7 +1103,7 @@ mod avx2 {
             wl[k - full] += sg * p;
             dl[k - full] += d;
         }
-        (super::fold8(&wl), super::fold8(&dl) as f64)
+        (fastmath::fold8(&wl), fastmath::fold8(&dl) as f64)
     }
 }
 
@@ -1252,7 +1253,7 @@ fn entropy_row<const AVX2: bool>(
         wl[i] += w;
         hl[i] += h;
     }
-    (fold8(&wl), fold8(&hl) as f64)
+    (fastmath::fold8(&wl), fastmath::fold8(&hl) as f64)
 }
 
 /// L1 pass of a row: parks `sgn(p_k - 1/C)` in `g` and returns `sum_k sgn_k p_k` and the
@@ -1289,7 +1290,7 @@ fn l1_row<const AVX2: bool>(e: &[f32], g: &mut [f32], inv: f32, cinv: f32) -> (f
         wl[i] += sg * p;
         dl[i] += d;
     }
-    (fold8(&wl), fold8(&dl) as f64)
+    (fastmath::fold8(&wl), fastmath::fold8(&dl) as f64)
 }
 
 /// `sum_k (e_k inv)^2` in 8 float lanes.
@@ -1307,13 +1308,7 @@ fn squares_row(e: &[f32], inv: f32) -> f32 {
         let p = ev * inv;
         sl[i] += p * p;
     }
-    fold8(&sl)
-}
-
-/// The fixed fold of 8 float lanes.
-#[inline(always)]
-fn fold8(l: &[f32; 8]) -> f32 {
-    ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]))
+    fastmath::fold8(&sl)
 }
 
 /// Writes `e_k = exp(x_k - mx)` and returns their sum (8 float lanes, added in a fixed order).
@@ -1334,7 +1329,7 @@ fn exp_shifted(x: &[f32], mx: f32, e: &mut [f32]) -> f32 {
     for (i, &v) in es.remainder().iter().enumerate() {
         sm[i] += v;
     }
-    ((sm[0] + sm[4]) + (sm[1] + sm[5])) + ((sm[2] + sm[6]) + (sm[3] + sm[7]))
+    fastmath::fold8(&sm)
 }
 
 /// The MbLS part of one row: [`margin_grad`] and the first maximal index
