@@ -8,40 +8,20 @@ use mbls_data::cifar::{Cifar, CifarKind};
 use mbls_data::splits::cifar_split;
 use mbls_data::{DataError, Dataset, Image, ImageFolder, Sample, Target, write_cifar_binary};
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn mbls(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mbls"))
-        .arg("data")
-        .args(args)
-        .output()
-        .expect("run mbls")
-}
+mod common;
 
 fn ok(args: &[&str]) -> String {
-    let out = mbls(args);
-    assert!(
-        out.status.success(),
-        "mbls data {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::ok("data", args)
 }
 
 fn json(args: &[&str]) -> serde_json::Value {
-    let mut a = args.to_vec();
-    a.push("--json");
-    serde_json::from_str(&ok(&a)).expect("valid JSON")
+    common::json("data", args)
 }
 
 /// Runs a failing command: exit code 2, one `error:` line on stderr containing `needle`.
 fn fails(args: &[&str], needle: &str) {
-    let out = mbls(args);
-    assert_eq!(out.status.code(), Some(2), "mbls data {args:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(err.contains(needle), "{needle:?} not in {err}");
+    common::fails_in_one_line("data", args, needle)
 }
 
 /// A generated 32x32 dataset of 10 classes.

@@ -4,26 +4,16 @@
 use mbls_npy::{NpyArray, NpyData, write_npz};
 use mbls_testkit::shared;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
 
 fn mbls(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mbls"))
-        .arg("eval")
-        .args(args)
-        .output()
-        .expect("run mbls")
+    common::run("eval", args)
 }
 
 fn json(args: &[&str]) -> serde_json::Value {
-    let mut a = args.to_vec();
-    a.push("--json");
-    let out = mbls(&a);
-    assert!(
-        out.status.success(),
-        "mbls {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("valid JSON")
+    common::json("eval", args)
 }
 
 fn repo() -> PathBuf {
@@ -238,18 +228,7 @@ fn segmentation_parity_through_the_cli() {
 }
 
 fn fails_with(args: &[&str], needle: &str) {
-    let out = mbls(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{args:?}: expected exit 2, stderr: {err}"
-    );
-    assert!(
-        err.contains(needle),
-        "{args:?}: stderr lacks '{needle}': {err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
+    common::fails("eval", args, needle);
 }
 
 #[test]

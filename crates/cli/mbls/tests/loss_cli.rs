@@ -4,14 +4,11 @@
 use mbls_npy::NpyArray;
 use mbls_testkit::shared;
 use std::path::PathBuf;
-use std::process::Command;
+
+mod common;
 
 fn mbls(args: &[String]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mbls"))
-        .arg("loss")
-        .args(args)
-        .output()
-        .unwrap()
+    common::run("loss", args)
 }
 
 #[test]
@@ -109,17 +106,16 @@ fn bad_loss_configs_and_inputs_exit_2() {
     ] {
         let mut a = vec![l.clone(), t.clone()];
         a.extend(extra.iter().map(|s| s.to_string()));
-        let out = mbls(&a);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{a:?}: {err}");
-        assert!(err.contains(needle), "{a:?}: {err}");
+        common::fails("loss", &a, needle);
     }
     let bad_t = tmp.path().join("bad.npy");
     NpyArray::from_slice(&[2], &[0i64, 3])
         .unwrap()
         .write(&bad_t)
         .unwrap();
-    let out = mbls(&[l.clone(), bad_t.display().to_string()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("target 3 is outside 0..3"));
+    common::fails(
+        "loss",
+        &[l.clone(), bad_t.display().to_string()],
+        "target 3 is outside 0..3",
+    );
 }

@@ -4,12 +4,10 @@ use mbls_testkit::shared;
 use std::path::PathBuf;
 use std::process::Command;
 
+mod common;
+
 fn mbls(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mbls"))
-        .arg("model")
-        .args(args)
-        .output()
-        .unwrap()
+    common::run("model", args)
 }
 
 #[test]
@@ -24,17 +22,13 @@ fn state_dict_matches_the_reference_manifest() {
         };
         let e: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
-        let out = mbls(&[
-            &format!("model={model}"),
-            &format!("model.num_classes={classes}"),
-            "--json",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let v = common::json(
+            "model",
+            &[
+                &format!("model={model}"),
+                &format!("model.num_classes={classes}"),
+            ],
         );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["num_parameters"], e["num_parameters"], "{model}");
         let ours: Vec<(String, serde_json::Value)> = v["state_dict"]
             .as_array()
@@ -66,10 +60,7 @@ fn unknown_models_and_keys_exit_2() {
         ),
         (vec!["loss=ce"], "model overrides only"),
     ] {
-        let out = mbls(&args);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(needle), "{args:?}: {err}");
+        common::fails("model", &args, needle);
     }
     let ok = mbls(&["model=resnet34"]);
     assert!(ok.status.success());
@@ -86,18 +77,10 @@ fn pth_fixture(name: &str) -> PathBuf {
 fn load_reports_a_reference_checkpoint_by_name() {
     for file in ["reference_partial.pth", "reference_partial_legacy.pth"] {
         let f = pth_fixture(file);
-        let out = mbls(&[
-            "model=resnet18_cifar",
-            "--load",
-            f.to_str().unwrap(),
-            "--json",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let v = common::json(
+            "model",
+            &["model=resnet18_cifar", "--load", f.to_str().unwrap()],
         );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["load"]["loaded"].as_array().unwrap().len(), 8, "{file}");
         let missing = v["load"]["missing"].as_array().unwrap();
         assert!(missing.iter().any(|m| m == "layer4.1.conv2.weight"));
@@ -133,12 +116,11 @@ fn load_reports_a_reference_checkpoint_by_name() {
     let junk = dir.path().join("junk.pth");
     std::fs::write(&junk, b"\x80\x02garbage").unwrap();
     for f in [junk, dir.path().join("absent.pth")] {
-        let out = mbls(&["model=resnet18_cifar", "--load", f.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(2));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains(f.file_name().unwrap().to_str().unwrap()),
-            "{err}"
+        let name = f.file_name().unwrap().to_str().unwrap();
+        common::fails(
+            "model",
+            &["model=resnet18_cifar", "--load", f.to_str().unwrap()],
+            name,
         );
     }
 }
