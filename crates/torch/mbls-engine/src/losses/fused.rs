@@ -532,6 +532,7 @@ fn dense_prob_tile<const KIND: u8, const AVX2: bool>(
         }
     }
     // per pixel: the value and the coefficients of pass B
+    // per pixel: ECP its gradient coefficient, Brier p_y (L1 needs none: inv and ws serve)
     let coef = &mut b.act[..len];
     let a = alpha * ctx.inv_nc;
     let mut s2 = 0f64;
@@ -549,7 +550,7 @@ fn dense_prob_tile<const KIND: u8, const AVX2: bool>(
             let py = b.e[yf[i] as usize * TILE + i] * inv[i];
             // sum_k (p_k - onehot_k) p_k, for the gradient
             ws[i] = hs[i] - py * (1.0 - py);
-            coef[i] = py;
+            coef[i] = py; // for the target's share below
             acc += hs[i] as f64 + (1.0 - py as f64) * (1.0 - py as f64);
         }
     }
