@@ -531,8 +531,8 @@ fn dense_prob_tile<const KIND: u8, const AVX2: bool>(
             }
         }
     }
-    // per pixel: the value and the coefficients of pass B
-    // per pixel: ECP its gradient coefficient, Brier p_y (L1 needs none: inv and ws serve)
+    // per pixel: the value, and `coef` for pass B and the target's share (ECP: the gradient
+    // coefficient; Brier: p_y; L1 needs none, `inv` and `ws` serve)
     let coef = &mut b.act[..len];
     let a = alpha * ctx.inv_nc;
     let mut s2 = 0f64;
