@@ -18,16 +18,22 @@ pub fn shared_dir() -> PathBuf {
 /// `rel` inside the shared folder when it exists; otherwise reports the skip (naming the
 /// missing path) and returns `None`, so a test reads `let Some(p) = shared("...") else { return };`.
 pub fn shared(rel: &str) -> Option<PathBuf> {
-    let p = shared_dir().join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        skip(&format!(
-            "{} is absent (set MBLS_SHARED to the shared folder)",
-            p.display()
-        ));
-        None
+    match lookup(rel) {
+        Ok(p) => Some(p),
+        Err(p) => {
+            skip(&format!(
+                "{} is absent (set MBLS_SHARED to the shared folder)",
+                p.display()
+            ));
+            None
+        }
     }
+}
+
+/// `rel` inside the shared folder: `Ok` when it exists, else `Err` with the path looked at.
+fn lookup(rel: &str) -> Result<PathBuf, PathBuf> {
+    let p = shared_dir().join(rel);
+    if p.exists() { Ok(p) } else { Err(p) }
 }
 
 /// Prints `SKIPPED: reason` on stderr. Written to the stream directly: the test harness
@@ -43,7 +49,8 @@ mod tests {
 
     #[test]
     fn missing_paths_are_none_and_present_ones_are_found() {
-        assert!(shared("no/such/file/anywhere.bin").is_none());
+        let missing = lookup("no/such/file/anywhere.bin").unwrap_err();
+        assert!(missing.ends_with("no/such/file/anywhere.bin"));
         // the folder itself may or may not be there; its lookup is deterministic either way
         assert_eq!(shared_dir(), shared_dir());
         let d = tempfile_dir();
