@@ -287,24 +287,7 @@ fn fit_and_apply(
 }
 
 fn plot(dir: &Path, stem: &str, title: &str, m: &ClassificationMetrics) -> Result<Vec<PathBuf>> {
-    let r = mbls_plot::Reliability {
-        bins: m
-            .bins
-            .iter()
-            .map(|b| mbls_plot::Bin {
-                lower: b.lower,
-                upper: b.upper,
-                count: b.count,
-                mean_confidence: b.mean_confidence,
-                accuracy: b.accuracy,
-            })
-            .collect(),
-        total: m.samples,
-        mean_accuracy: m.acc_first_max,
-        mean_confidence: m.mean_confidence,
-        ece: m.ece,
-        title: title.to_string(),
-    };
+    let r = mbls_plot::Reliability::from_metrics(m, title);
     Ok(mbls_plot::write_all(&r, dir, stem)?)
 }
 

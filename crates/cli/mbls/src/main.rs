@@ -8,8 +8,9 @@ mod input;
 mod loss_cmd;
 mod model_cmd;
 mod report;
+mod train_cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// mbls: margin-based label smoothing and calibration toolkit.
@@ -31,24 +32,41 @@ enum Command {
     /// Open a configured dataset with the reference's splits and transforms and describe it;
     /// convert image folders to CIFAR binary files; download the official CIFAR archives.
     Data(data_cmd::DataArgs),
+    /// Train a network (the reference's tools/train_net.py): training, validation, test with
+    /// the best model, temperature scaling, calibration summary.
+    Train(train_cmd::RunArgs),
+    /// Test a checkpoint (the reference's tools/test_net.py) on the test split.
+    Test(train_cmd::RunArgs),
     /// Show the tensor backend (libtorch) this binary runs on.
     Info,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let help = train_cmd::help_text();
+    let command = Cli::command()
+        .mut_subcommand("train", |c| c.after_help(help.clone()))
+        .mut_subcommand("test", |c| c.after_help(help.clone()));
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Command::Eval(args) => eval::run(args),
         Command::Loss(args) => loss_cmd::run(args),
         Command::Model(args) => model_cmd::run(args),
         Command::Data(args) => data_cmd::run(args),
+        Command::Train(args) => train_cmd::train(args),
+        Command::Test(args) => train_cmd::test(args),
         Command::Info => info(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            let code = e
+                .downcast_ref::<mbls_train::TrainError>()
+                .map_or(2, mbls_train::TrainError::exit_code);
+            ExitCode::from(code)
         }
     }
 }

@@ -47,7 +47,10 @@ fn defaults_compose() {
     assert_eq!(cfg.get_i64("train.keep_checkpoint_num").unwrap(), 1);
     assert_eq!(cfg.get_i64("train.keep_checkpoint_interval").unwrap(), 0);
     assert_eq!(cfg.get_i64("calibrate.num_bins").unwrap(), 15);
-    assert!(!cfg.get_bool("calibrate.visualize").unwrap());
+    // mbls draws the Test/TestPT diagrams by default (the reference: False, wandb only)
+    assert!(cfg.get_bool("calibrate.visualize").unwrap());
+    assert_eq!(cfg.get_f64("train.clip_max_norm").unwrap(), 2.0);
+    assert!(cfg.get_bool("train.channels_last").unwrap());
     assert_eq!(cfg.get_str("test.checkpoint").unwrap(), "");
     assert!(!cfg.get_bool("test.save_logits").unwrap());
     assert!(!cfg.get_bool("test.post_temperature").unwrap());

@@ -272,6 +272,13 @@ impl Loader {
     /// The batches of epoch `epoch`, in order. Workers start immediately; dropping the iterator
     /// stops them.
     pub fn epoch(&self, epoch: u64) -> EpochIter {
+        self.epoch_from(epoch, 0)
+    }
+
+    /// The batches of epoch `epoch` from batch number `start` on (0-based), in order: the same
+    /// batches, bit for bit, as [`Loader::epoch`] yields from there, without decoding the ones
+    /// before it (to resume an interrupted epoch). A `start` past the last batch gives none.
+    pub fn epoch_from(&self, epoch: u64, start: usize) -> EpochIter {
         let order = Arc::new(self.epoch_order(epoch));
         let num_batches = self.num_batches();
         let stop = Arc::new(AtomicBool::new(false));
@@ -280,12 +287,12 @@ impl Loader {
             epoch,
             order,
             num_batches,
-            next: 0,
-            done: num_batches == 0,
+            next: start.min(num_batches),
+            done: start >= num_batches,
             stop,
             pool: None,
         };
-        if self.shared.options.workers > 0 && num_batches > 0 {
+        if self.shared.options.workers > 0 && !it.done {
             it.start_workers();
         }
         it
@@ -446,8 +453,14 @@ impl EpochIter {
     fn start_workers(&mut self) {
         let (ticket_tx, ticket_rx) = crossbeam_channel::unbounded::<usize>();
         let (result_tx, result_rx) = crossbeam_channel::unbounded::<(usize, BatchResult)>();
-        let prefetch = self.shared.options.prefetch.max(1).min(self.num_batches);
-        for b in 0..prefetch {
+        let first = self.next;
+        let prefetch = self
+            .shared
+            .options
+            .prefetch
+            .max(1)
+            .min(self.num_batches - first);
+        for b in first..first + prefetch {
             // The receiver is alive (held here), so sending cannot fail.
             let _ = ticket_tx.send(b);
         }
@@ -491,7 +504,7 @@ impl EpochIter {
             tickets: Some(ticket_tx),
             results: result_rx,
             pending: HashMap::new(),
-            next_ticket: prefetch,
+            next_ticket: first + prefetch,
             handles,
         });
     }

@@ -75,6 +75,31 @@ pub struct Reliability {
     pub title: String,
 }
 
+impl Reliability {
+    /// The top-label reliability statistics of a classification report (its equal-width
+    /// bins, accuracy by the first maximal class, mean confidence and ECE).
+    pub fn from_metrics(m: &mbls_metrics::ClassificationMetrics, title: &str) -> Self {
+        Reliability {
+            bins: m
+                .bins
+                .iter()
+                .map(|b| Bin {
+                    lower: b.lower,
+                    upper: b.upper,
+                    count: b.count,
+                    mean_confidence: b.mean_confidence,
+                    accuracy: b.accuracy,
+                })
+                .collect(),
+            total: m.samples,
+            mean_accuracy: m.acc_first_max,
+            mean_confidence: m.mean_confidence,
+            ece: m.ece,
+            title: title.to_string(),
+        }
+    }
+}
+
 /// Errors while drawing or writing plots.
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {

@@ -1,0 +1,460 @@
+//! The run folder and everything written into it: the resolved config and command line, the
+//! log file (everything printed), per-iteration and per-epoch metrics as JSONL and CSV, and
+//! TensorBoard event files. One [`RunFolder`] writes them all (in data-parallel runs, rank 0).
+//!
+//! Metrics are records `{"phase", "epoch", "iter"?, "wall_time", <name>: value, ...}`; the
+//! JSONL files are the source of truth: on resume they are cut back to the records before
+//! the resumed point, and the CSV and TensorBoard files are rewritten from what is kept, so
+//! that no step is duplicated or missing.
+
+use crate::tensorboard::EventWriter;
+use crate::{TrainError, io_err};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Map, Value};
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+/// One metric record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// `Train`, `Val`, `Test`, `TestPT`.
+    pub phase: String,
+    /// Epoch index (0-based); for Test phases the number of epochs trained.
+    pub epoch: u64,
+    /// Global iteration (`epoch * iterations_per_epoch + i`) for iteration records.
+    pub iter: Option<u64>,
+    /// Seconds since the Unix epoch.
+    pub wall_time: f64,
+    /// The values, in order.
+    pub values: Vec<(String, f64)>,
+}
+
+impl Record {
+    fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("phase".into(), Value::from(self.phase.clone()));
+        m.insert("epoch".into(), Value::from(self.epoch));
+        if let Some(i) = self.iter {
+            m.insert("iter".into(), Value::from(i));
+        }
+        m.insert("wall_time".into(), Value::from(self.wall_time));
+        for (k, v) in &self.values {
+            m.insert(k.clone(), json_number(*v));
+        }
+        Value::Object(m)
+    }
+
+    fn from_json(v: &Value) -> Option<Record> {
+        let m = v.as_object()?;
+        let mut values = Vec::new();
+        for (k, v) in m {
+            if ["phase", "epoch", "iter", "wall_time"].contains(&k.as_str()) {
+                continue;
+            }
+            values.push((k.clone(), v.as_f64().unwrap_or(f64::NAN)));
+        }
+        Some(Record {
+            phase: m.get("phase")?.as_str()?.to_string(),
+            epoch: m.get("epoch")?.as_u64()?,
+            iter: m.get("iter").and_then(Value::as_u64),
+            wall_time: m.get("wall_time").and_then(Value::as_f64).unwrap_or(0.0),
+            values,
+        })
+    }
+
+    /// TensorBoard tag of a value: `Train/Iter/<key>` for iteration records, else
+    /// `<Phase>/<key>`.
+    fn tag(&self, key: &str) -> String {
+        match self.iter {
+            Some(_) => format!("{}/Iter/{key}", self.phase),
+            None => format!("{}/{key}", self.phase),
+        }
+    }
+
+    fn step(&self) -> i64 {
+        self.iter.unwrap_or(self.epoch) as i64
+    }
+}
+
+fn json_number(v: f64) -> Value {
+    serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+}
+
+/// A JSONL stream with its CSV twin (one CSV per phase, columns from the first record).
+struct Stream {
+    jsonl: PathBuf,
+    records: Vec<Record>,
+    out: BufWriter<File>,
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The run folder: logs, metrics, checkpoints, reports.
+pub struct RunFolder {
+    dir: PathBuf,
+    log: BufWriter<File>,
+    iters: Stream,
+    epochs: Stream,
+    tb: Option<EventWriter>,
+    bar: Option<ProgressBar>,
+    quiet_bar: bool,
+}
+
+fn open_append(path: &Path) -> Result<File, TrainError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| io_err(path, e))
+}
+
+fn read_records(path: &Path) -> Vec<Record> {
+    let Ok(text) = fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    // A kill can leave a partial last line: it does not parse and is dropped.
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| Record::from_json(&v))
+        .collect()
+}
+
+/// Writes `text` to `path` through a temporary file renamed over it.
+pub(crate) fn write_text_atomic(path: &Path, text: &str) -> Result<(), TrainError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io_err(dir, e))?;
+    tmp.write_all(text.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| io_err(path, e))?;
+    tmp.persist(path).map_err(|e| io_err(path, e.error))?;
+    Ok(())
+}
+
+impl Stream {
+    fn open(dir: &Path, name: &str, keep: &dyn Fn(&Record) -> bool) -> Result<Stream, TrainError> {
+        let jsonl = dir.join(format!("{name}.jsonl"));
+        let records: Vec<Record> = read_records(&jsonl).into_iter().filter(keep).collect();
+        let mut text = String::new();
+        for r in &records {
+            text.push_str(&r.to_json().to_string());
+            text.push('\n');
+        }
+        write_text_atomic(&jsonl, &text)?;
+        let out = BufWriter::new(open_append(&jsonl)?);
+        Ok(Stream {
+            jsonl,
+            records,
+            out,
+        })
+    }
+
+    fn push(&mut self, r: Record) -> Result<(), TrainError> {
+        let line = r.to_json().to_string();
+        writeln!(self.out, "{line}").map_err(|e| io_err(&self.jsonl, e))?;
+        self.records.push(r);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), TrainError> {
+        self.out.flush().map_err(|e| io_err(&self.jsonl, e))?;
+        self.write_csv()
+    }
+
+    /// `<stem>_<phase>.csv` for each phase of the stream, columns from its first record.
+    fn write_csv(&self) -> Result<(), TrainError> {
+        let stem = self
+            .jsonl
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = self.jsonl.parent().unwrap_or(Path::new("."));
+        let mut phases: Vec<&str> = Vec::new();
+        for r in &self.records {
+            if !phases.contains(&r.phase.as_str()) {
+                phases.push(&r.phase);
+            }
+        }
+        for phase in phases {
+            let rows: Vec<&Record> = self.records.iter().filter(|r| r.phase == phase).collect();
+            let cols: Vec<&str> = rows[0].values.iter().map(|(k, _)| k.as_str()).collect();
+            let mut text = String::from("epoch");
+            if rows[0].iter.is_some() {
+                text.push_str(",iter");
+            }
+            text.push_str(",wall_time");
+            for c in &cols {
+                text.push(',');
+                text.push_str(c);
+            }
+            text.push('\n');
+            for r in rows {
+                text.push_str(&r.epoch.to_string());
+                if let Some(i) = r.iter {
+                    text.push_str(&format!(",{i}"));
+                }
+                text.push_str(&format!(",{:.3}", r.wall_time));
+                for c in &cols {
+                    text.push(',');
+                    if let Some((_, v)) = r.values.iter().find(|(k, _)| k == c) {
+                        text.push_str(&v.to_string());
+                    }
+                }
+                text.push('\n');
+            }
+            let name = format!("{stem}_{}.csv", phase.to_ascii_lowercase());
+            write_text_atomic(&dir.join(name), &text)?;
+        }
+        Ok(())
+    }
+}
+
+impl RunFolder {
+    /// Opens (creating) the run folder `dir`. Metrics already there are kept only where
+    /// `keep` says so (a resumed run keeps the records before its resume point; a fresh run
+    /// keeps none), and the TensorBoard files are rewritten from what is kept.
+    ///
+    /// `log_name` is the log file (`train.log`, `test.log`), appended to.
+    pub fn open(
+        dir: &Path,
+        log_name: &str,
+        keep: &dyn Fn(&Record) -> bool,
+        tensorboard: bool,
+    ) -> Result<RunFolder, TrainError> {
+        fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let log = BufWriter::new(open_append(&dir.join(log_name))?);
+        let iters = Stream::open(dir, "iterations", keep)?;
+        let epochs = Stream::open(dir, "epochs", keep)?;
+        let tb = if tensorboard {
+            let tb_dir = dir.join("tensorboard");
+            let old: Vec<PathBuf> = fs::read_dir(&tb_dir)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| {
+                            p.file_name()
+                                .is_some_and(|n| n.to_string_lossy().starts_with("events.out"))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut w = EventWriter::create(&tb_dir).map_err(|e| io_err(&tb_dir, e))?;
+            for r in iters.records.iter().chain(&epochs.records) {
+                let tags: Vec<(String, f64)> =
+                    r.values.iter().map(|(k, v)| (r.tag(k), *v)).collect();
+                let refs: Vec<(&str, f64)> = tags.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                w.scalars(&refs, r.step())
+                    .map_err(|e| io_err(w.path(), e))?;
+            }
+            w.flush().map_err(|e| io_err(w.path(), e))?;
+            for p in old {
+                if p != w.path() {
+                    let _ = fs::remove_file(p);
+                }
+            }
+            Some(w)
+        } else {
+            None
+        };
+        Ok(RunFolder {
+            dir: dir.to_path_buf(),
+            log,
+            iters,
+            epochs,
+            tb,
+            bar: None,
+            quiet_bar: !std::io::stderr().is_terminal(),
+        })
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Prints a line (above the progress bar, if any) and appends it to the log file with a
+    /// timestamp.
+    pub fn say(&mut self, line: &str) {
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => println!("{line}"),
+        }
+        let ts = timestamp_utc(now(), false);
+        for l in line.lines() {
+            let _ = writeln!(self.log, "[{ts}] {l}");
+        }
+        let _ = self.log.flush();
+    }
+
+    /// Appends to the log file only.
+    pub fn log_only(&mut self, line: &str) {
+        let ts = timestamp_utc(now(), false);
+        for l in line.lines() {
+            let _ = writeln!(self.log, "[{ts}] {l}");
+        }
+    }
+
+    /// Starts a progress bar of `len` steps for a phase (on a terminal only).
+    pub fn start_bar(&mut self, len: usize, phase: &str) {
+        if self.quiet_bar {
+            return;
+        }
+        let bar = ProgressBar::new(len as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>8} [{bar:30}] {pos}/{len} {msg} {per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(phase.to_string());
+        self.bar = Some(bar);
+    }
+
+    /// Advances the progress bar to `pos` with a message.
+    pub fn bar_update(&self, pos: usize, msg: String) {
+        if let Some(b) = &self.bar {
+            b.set_position(pos as u64);
+            b.set_message(msg);
+        }
+    }
+
+    /// Ends the progress bar.
+    pub fn end_bar(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+
+    /// Adds an iteration record.
+    pub fn iteration(&mut self, r: Record) -> Result<(), TrainError> {
+        self.tb_write(&r)?;
+        self.iters.push(r)
+    }
+
+    /// Adds an epoch (or test) record.
+    pub fn epoch(&mut self, r: Record) -> Result<(), TrainError> {
+        self.tb_write(&r)?;
+        self.epochs.push(r)
+    }
+
+    fn tb_write(&mut self, r: &Record) -> Result<(), TrainError> {
+        if let Some(w) = &mut self.tb {
+            let tags: Vec<(String, f64)> = r.values.iter().map(|(k, v)| (r.tag(k), *v)).collect();
+            let refs: Vec<(&str, f64)> = tags.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            w.scalars(&refs, r.step())
+                .map_err(|e| io_err(w.path(), e))?;
+        }
+        Ok(())
+    }
+
+    /// Flushes every file (JSONL, CSV, TensorBoard, log) to disk.
+    pub fn flush(&mut self) -> Result<(), TrainError> {
+        self.iters.flush()?;
+        self.epochs.flush()?;
+        if let Some(w) = &mut self.tb {
+            w.flush().map_err(|e| io_err(w.path(), e))?;
+        }
+        self.log.flush().map_err(|e| io_err(&self.dir, e))
+    }
+
+    /// Writes a file of the run folder atomically.
+    pub fn write(&self, name: &str, text: &str) -> Result<PathBuf, TrainError> {
+        let p = self.dir.join(name);
+        write_text_atomic(&p, text)?;
+        Ok(p)
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (or `YYYYMMDD-HH:MM:SS-ffffff` for folder names, as the
+/// reference's `${now:%Y%m%d-%H:%M:%S-%f}`), in UTC.
+pub fn timestamp_utc(secs: f64, folder: bool) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos((secs * 1e9) as i128)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    if folder {
+        format!(
+            "{:04}{:02}{:02}-{:02}:{:02}:{:02}-{:06}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.microsecond()
+        )
+    } else {
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(phase: &str, epoch: u64, iter: Option<u64>, v: f64) -> Record {
+        Record {
+            phase: phase.into(),
+            epoch,
+            iter,
+            wall_time: 1.0,
+            values: vec![("loss".into(), v), ("acc".into(), v / 2.0)],
+        }
+    }
+
+    #[test]
+    fn resume_keeps_only_the_records_before_the_resume_point() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let mut f = RunFolder::open(d.path(), "train.log", &|_| false, true).unwrap();
+            for e in 0..3 {
+                for i in 0..2 {
+                    f.iteration(rec("Train", e, Some(e * 2 + i), i as f64))
+                        .unwrap();
+                }
+                f.epoch(rec("Train", e, None, 1.0)).unwrap();
+                f.epoch(rec("Val", e, None, 2.0)).unwrap();
+            }
+            f.flush().unwrap();
+        }
+        let f = RunFolder::open(d.path(), "train.log", &|r| r.epoch < 2, true).unwrap();
+        assert_eq!(f.iters.records.len(), 4);
+        assert_eq!(f.epochs.records.len(), 4);
+        let csv = fs::read_to_string(d.path().join("epochs_val.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 3, "{csv}");
+        assert!(csv.starts_with("epoch,wall_time,loss,acc"), "{csv}");
+        let files: Vec<_> = fs::read_dir(d.path().join("tensorboard"))
+            .unwrap()
+            .collect();
+        assert_eq!(files.len(), 1, "one event file after the rewrite");
+        let (scalars, truncated) =
+            crate::tensorboard::read_scalars(&files[0].as_ref().unwrap().path()).unwrap();
+        assert_eq!(truncated, 0);
+        // 4 iteration records and 4 epoch records, 2 values each
+        assert_eq!(scalars.len(), 16);
+        assert!(
+            scalars
+                .iter()
+                .any(|(t, s, _)| t == "Train/Iter/loss" && *s == 3)
+        );
+        assert!(!scalars.iter().any(|(_, s, _)| *s == 4));
+    }
+
+    #[test]
+    fn folder_timestamps_look_like_the_reference() {
+        assert_eq!(timestamp_utc(0.5, true), "19700101-00:00:00-500000");
+        assert_eq!(timestamp_utc(86_400.0, false), "1970-01-02 00:00:00");
+    }
+}

@@ -1,0 +1,232 @@
+//! What differs between the reference's trainers (`cv`, `segment`, `nlp`): where batches come
+//! from, what is measured in each phase, and which metric picks the best epoch. The loop of
+//! [`crate::train`] is written against [`Task`] only.
+
+use crate::TrainError;
+use crate::meter::{ClassifyMeter, Meter};
+use crate::spec::{RunSpec, TaskKind};
+use mbls_data::Loader;
+use mbls_data::pipeline::{self, Pipelines};
+use mbls_engine::batch::to_tensors;
+use mbls_engine::tch::{Device, Tensor};
+
+/// A phase of a run, as the reference names them in its logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Training epochs.
+    Train,
+    /// Validation after each epoch.
+    Val,
+    /// The test split with the best (or given) checkpoint.
+    Test,
+    /// The test split after post-hoc temperature scaling.
+    TestPt,
+}
+
+impl Phase {
+    /// The reference's name (`Train`, `Val`, `Test`, `TestPT`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Train => "Train",
+            Phase::Val => "Val",
+            Phase::Test => "Test",
+            Phase::TestPt => "TestPT",
+        }
+    }
+}
+
+/// Inputs and targets of one batch, on the CPU.
+#[derive(Debug)]
+pub struct Batch {
+    /// Model inputs (`N x C x H x W` images).
+    pub inputs: Tensor,
+    /// Targets (`N` labels, or `N x H x W` masks).
+    pub targets: Tensor,
+}
+
+/// Batches of one split, epoch by epoch, in a seeded order.
+pub trait BatchSource {
+    /// Samples per epoch.
+    fn len(&self) -> usize;
+    /// True without samples.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Batches per epoch.
+    fn num_batches(&self) -> usize;
+    /// The batches of `epoch` from batch `start` on, identical to those of a whole epoch from
+    /// there (resuming mid-epoch decodes nothing before `start`).
+    fn epoch(
+        &self,
+        epoch: u64,
+        start: usize,
+    ) -> Box<dyn Iterator<Item = Result<Batch, TrainError>> + '_>;
+}
+
+/// A training task: its data and its measurements.
+pub trait Task {
+    /// Which task.
+    fn kind(&self) -> TaskKind;
+    /// The validation metric whose strict improvement makes a new `best` (`acc`).
+    fn main_metric(&self) -> &'static str;
+    /// Output classes.
+    fn num_classes(&self) -> usize;
+    /// The training split.
+    fn train_source(&self) -> &dyn BatchSource;
+    /// The validation split (model selection, temperature scaling).
+    fn val_source(&self) -> &dyn BatchSource;
+    /// The test split.
+    fn test_source(&self) -> &dyn BatchSource;
+    /// A fresh accumulator of the metrics of `phase`.
+    fn meter(&self, phase: Phase) -> Result<Box<dyn Meter>, TrainError>;
+    /// Lines that describe the data (format, splits, transforms).
+    fn describe(&self) -> Vec<String>;
+    /// Whether post-hoc temperature scaling applies (classification).
+    fn temperature_scaling(&self) -> bool;
+}
+
+/// A [`BatchSource`] over one of the data crate's loaders.
+struct LoaderSource(Loader);
+
+impl BatchSource for LoaderSource {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn num_batches(&self) -> usize {
+        self.0.num_batches()
+    }
+    fn epoch(
+        &self,
+        epoch: u64,
+        start: usize,
+    ) -> Box<dyn Iterator<Item = Result<Batch, TrainError>> + '_> {
+        Box::new(self.0.epoch_from(epoch, start).map(|b| {
+            let b = b?;
+            let t = to_tensors(&b, Device::Cpu)?;
+            Ok(Batch {
+                inputs: t.images,
+                targets: t.targets,
+            })
+        }))
+    }
+}
+
+/// Image classification (`task=cv`): the reference's `Trainer` with its CIFAR, folder,
+/// Tiny-ImageNet and CUB pipelines.
+pub struct Classification {
+    pipelines: Pipelines,
+    train: LoaderSource,
+    val: LoaderSource,
+    test: LoaderSource,
+    num_bins: usize,
+}
+
+impl Classification {
+    /// Opens the dataset of `spec` with the reference's splits and transforms, and checks
+    /// that `model.num_classes` matches its classes.
+    ///
+    /// # Errors
+    /// A missing or unreadable data root, a dataset of another task, a class-count mismatch.
+    pub fn open(spec: &RunSpec) -> Result<Self, TrainError> {
+        let p = pipeline::build(&spec.data)?;
+        if p.segmentation {
+            return Err(TrainError::Config(format!(
+                "data.name={} is a segmentation dataset: use task=segment",
+                spec.data.name
+            )));
+        }
+        if p.num_classes as i64 != spec.model.num_classes {
+            return Err(TrainError::Config(format!(
+                "model.num_classes={} but the dataset in {} has {} classes; set \
+                 model.num_classes={}",
+                spec.model.num_classes,
+                spec.data.root.display(),
+                p.num_classes,
+                p.num_classes
+            )));
+        }
+        if p.train.is_empty() || p.val.is_empty() || p.test.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{}: a split is empty (train {}, val {}, test {})",
+                p.format,
+                p.train.len(),
+                p.val.len(),
+                p.test.len()
+            )));
+        }
+        Ok(Classification {
+            train: LoaderSource(p.train.clone()),
+            val: LoaderSource(p.val.clone()),
+            test: LoaderSource(p.test.clone()),
+            pipelines: p,
+            num_bins: spec.calibrate.num_bins,
+        })
+    }
+}
+
+impl Task for Classification {
+    fn kind(&self) -> TaskKind {
+        TaskKind::Cv
+    }
+    fn main_metric(&self) -> &'static str {
+        "acc"
+    }
+    fn num_classes(&self) -> usize {
+        self.pipelines.num_classes
+    }
+    fn train_source(&self) -> &dyn BatchSource {
+        &self.train
+    }
+    fn val_source(&self) -> &dyn BatchSource {
+        &self.val
+    }
+    fn test_source(&self) -> &dyn BatchSource {
+        &self.test
+    }
+    fn meter(&self, phase: Phase) -> Result<Box<dyn Meter>, TrainError> {
+        Ok(Box::new(ClassifyMeter::new(
+            self.pipelines.num_classes,
+            self.num_bins,
+            phase,
+        )?))
+    }
+    fn describe(&self) -> Vec<String> {
+        let p = &self.pipelines;
+        let mut lines = vec![
+            format!("data: {}", p.format),
+            format!(
+                "splits: train {} ({} batches), val {}{}, test {}; {} classes",
+                p.train.len(),
+                p.train.num_batches(),
+                p.val.len(),
+                if p.val_is_test { " (= test split)" } else { "" },
+                p.test.len(),
+                p.num_classes
+            ),
+        ];
+        if !p.train_transform.is_empty() {
+            lines.push(format!(
+                "train transform: {}",
+                p.train_transform.join(" -> ")
+            ));
+        }
+        lines
+    }
+    fn temperature_scaling(&self) -> bool {
+        true
+    }
+}
+
+/// Opens the task of `spec`.
+///
+/// # Errors
+/// As [`Classification::open`]; segmentation and text training are not built yet.
+pub fn open(spec: &RunSpec) -> Result<Box<dyn Task>, TrainError> {
+    match spec.task {
+        TaskKind::Cv => Ok(Box::new(Classification::open(spec)?)),
+        other => Err(TrainError::Config(format!(
+            "task={} training is not available yet in mbls (task=cv is)",
+            other.as_str()
+        ))),
+    }
+}

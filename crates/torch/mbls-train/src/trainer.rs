@@ -1,0 +1,955 @@
+//! The loop: the reference's `Trainer.train()` / `test()` (spec 6.1) and `Tester` (6.4).
+
+use crate::TrainError;
+use crate::meter::Meter;
+use crate::report::{self, PhaseResult, Summary, TemperatureResult};
+use crate::runlog::{Record, RunFolder, now, timestamp_utc};
+use crate::spec::{OptimSpec, RunSpec};
+use crate::task::{self, BatchSource, Phase, Task};
+use mbls_engine::checkpoint::{CheckpointDir, LoadOptions, TrainState, load_weights};
+use mbls_engine::losses::{Loss, build_loss};
+use mbls_engine::models::{Model, build_model, channels_last, vars_to_channels_last};
+use mbls_engine::optim::{
+    Adam, AdamW, LrScheduler, Optimizer, Scheduler, Sgd, trainable_variables,
+};
+use mbls_engine::pretrained;
+use mbls_engine::tch::nn::{ModuleT, VarStore};
+use mbls_engine::tch::{self, Device, Tensor};
+use mbls_metrics::{
+    ClassificationOptions, fit_temperature_nll, grid_search_temperature, scale_logits,
+};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Where a run goes and how it was started.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The run folder (`hydra.run.dir=DIR` or `--run-dir DIR`); by default
+    /// `outputs/<data>/<model>-<loss>-<optim>/<UTC timestamp>` (training only).
+    pub run_dir: Option<PathBuf>,
+    /// The command line, recorded in the run folder.
+    pub command_line: Vec<String>,
+}
+
+/// Keys that may differ when a run is resumed.
+const RESUMABLE_CHANGES: &[&str] = &["train.max_epoch", "train.resume"];
+
+fn device_of(name: &str) -> Result<Device, TrainError> {
+    if name == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let index = match name.strip_prefix("cuda:") {
+        Some(n) => n.parse::<usize>().unwrap_or(0),
+        None => 0,
+    };
+    let count = tch::Cuda::device_count();
+    if !tch::Cuda::is_available() || index as i64 >= count {
+        return Err(TrainError::Config(format!(
+            "device={name}: no such CUDA device here ({count} available); use device=cpu"
+        )));
+    }
+    Ok(Device::Cuda(index))
+}
+
+/// The model, its variables and what the loop needs to feed it.
+struct Net {
+    vs: VarStore,
+    model: Model,
+    device: Device,
+    channels_last: bool,
+}
+
+impl Net {
+    fn build(spec: &RunSpec, folder: Option<&mut RunFolder>) -> Result<Net, TrainError> {
+        let device = device_of(&spec.device)?;
+        tch::manual_seed(i64::from(spec.seed));
+        let vs = VarStore::new(device);
+        let m = &spec.model;
+        let model = build_model(&m.name, m.num_classes, &vs.root(), m.options)?;
+        if m.pretrained {
+            let depth = if m.name == "deeplabv3" {
+                Some(m.options.encoder_depth)
+            } else {
+                m.name.strip_prefix("resnet").and_then(|d| d.parse().ok())
+            };
+            let file = depth
+                .and_then(pretrained::torchvision_resnet_file)
+                .ok_or_else(|| {
+                    TrainError::Config(format!(
+                        "model={}: no ImageNet weights exist for it; set model.pretrained=false",
+                        m.name
+                    ))
+                })?;
+            let path = pretrained::locate(file, None, pretrained::TORCHVISION_BASE_URL, true)
+                .map_err(|e| {
+                    TrainError::Config(format!(
+                        "model.pretrained=true: {e}; or train from scratch with \
+                         model.pretrained=false"
+                    ))
+                })?;
+            let report = pretrained::load_imagenet_resnet(&vs, &m.name, &path)?;
+            if let Some(f) = folder {
+                f.say(&format!(
+                    "loaded ImageNet weights {}: {} entries ({} left as initialised)",
+                    path.display(),
+                    report.loaded.len(),
+                    report.missing.len() + report.skipped.len()
+                ));
+            }
+        }
+        let conv = m.name != "global_pooling";
+        let channels_last = spec.train.channels_last && conv;
+        if channels_last {
+            vars_to_channels_last(&vs);
+        }
+        Ok(Net {
+            vs,
+            model,
+            device,
+            channels_last,
+        })
+    }
+
+    fn input(&self, x: &Tensor) -> Result<Tensor, TrainError> {
+        let x = x.f_to_device(self.device)?;
+        Ok(if self.channels_last {
+            channels_last(&x)
+        } else {
+            x
+        })
+    }
+
+    fn names(&self) -> &[String] {
+        self.model.state_dict_names()
+    }
+}
+
+fn build_optimizer(spec: &RunSpec, vs: &VarStore) -> Result<Box<dyn Optimizer>, TrainError> {
+    let params = trainable_variables(vs);
+    Ok(match &spec.optim {
+        OptimSpec::Sgd(c) => Box::new(Sgd::new(params, c.clone())?),
+        OptimSpec::Adam(c) => Box::new(Adam::new(params, c.clone())?),
+        OptimSpec::AdamW(c) => Box::new(AdamW::new(params, c.clone())?),
+    })
+}
+
+/// The seed of libtorch's generator for iteration `it` of `epoch` (dropout): a function of
+/// the run's seed and the position only, so that a resumed run draws the same masks.
+fn iteration_seed(seed: u32, epoch: u64, it: usize) -> i64 {
+    let mut z = (u64::from(seed) << 40) ^ (epoch << 20) ^ it as u64;
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
+
+/// Sums of the loss terms over a phase.
+struct LossMeter {
+    names: Vec<&'static str>,
+    sums: Vec<f64>,
+    weight: f64,
+}
+
+impl LossMeter {
+    fn new(names: &[&'static str]) -> Self {
+        LossMeter {
+            names: names.to_vec(),
+            sums: vec![0.0; names.len()],
+            weight: 0.0,
+        }
+    }
+    fn add(&mut self, values: &[(&'static str, f64)], w: f64) {
+        for (s, (_, v)) in self.sums.iter_mut().zip(values) {
+            *s += v * w;
+        }
+        self.weight += w;
+    }
+    fn means(&self) -> Vec<(String, f64)> {
+        let w = self.weight.max(f64::MIN_POSITIVE);
+        self.names
+            .iter()
+            .zip(&self.sums)
+            .map(|(n, s)| (n.to_string(), s / w))
+            .collect()
+    }
+}
+
+/// Stop flags set by SIGINT and SIGTERM.
+fn stop_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+    }
+    flag
+}
+
+fn fmt_values(values: &[(String, f64)]) -> String {
+    let parts: Vec<String> = values
+        .iter()
+        .map(|(k, v)| format!("\"{k}\": {}", round5(*v)))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+fn round5(v: f64) -> String {
+    if v.is_finite() {
+        let r = (v * 1e5).round() / 1e5;
+        format!("{r}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The configuration as JSON, for the resume check.
+fn config_json(spec: &RunSpec) -> Value {
+    serde_json::to_value(spec.config.value()).unwrap_or(Value::Null)
+}
+
+/// Dotted keys whose values differ between two configuration trees.
+fn differing_keys(a: &Value, b: &Value, prefix: &str, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) => differing_keys(u, v, &p, out),
+                    _ => out.push(p),
+                }
+            }
+        }
+        _ if a != b => out.push(prefix.to_string()),
+        _ => {}
+    }
+}
+
+/// An evaluated phase: its results, its meter (with the kept logits) and the batch sizes.
+type Evaluated = (PhaseResult, Box<dyn Meter>, Vec<usize>);
+
+/// Evaluates `source` with the model in eval mode: loss terms averaged per batch (the
+/// reference's meter with n = 1), every metric of `phase`.
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    net: &Net,
+    loss: &dyn Loss,
+    task: &dyn Task,
+    source: &dyn BatchSource,
+    phase: Phase,
+    epoch: u64,
+    folder: &mut RunFolder,
+    stop: &AtomicBool,
+) -> Result<Evaluated, TrainError> {
+    let mut meter = task.meter(phase)?;
+    let mut losses = LossMeter::new(loss.term_names());
+    let mut sizes = Vec::new();
+    let n = source.num_batches();
+    folder.start_bar(n, phase.as_str());
+    let t0 = Instant::now();
+    let mut seen = 0usize;
+    for (i, b) in source.epoch(epoch, 0).enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            folder.end_bar();
+            return Err(TrainError::Interrupted {
+                epoch,
+                iteration: i,
+                what: format!("during {}; nothing of this phase was kept", phase.as_str()),
+            });
+        }
+        let b = b?;
+        let x = net.input(&b.inputs)?;
+        let y = b.targets.f_to_device(net.device)?;
+        let logits = tch::no_grad(|| net.model.forward_t(&x, false));
+        let terms = tch::no_grad(|| loss.forward(&logits, &y))?;
+        losses.add(&terms.values()?, 1.0);
+        meter.update(&logits, &y)?;
+        let bs = b.targets.size()[0] as usize;
+        sizes.push(bs);
+        seen += bs;
+        folder.bar_update(
+            i + 1,
+            format!(
+                "{:.0} img/s",
+                seen as f64 / t0.elapsed().as_secs_f64().max(1e-9)
+            ),
+        );
+    }
+    folder.end_bar();
+    let (metrics, _) = meter.finish()?;
+    let result = PhaseResult::new(phase.as_str(), seen as u64, losses.means(), &metrics);
+    Ok((result, meter, sizes))
+}
+
+fn phase_record(phase: &str, epoch: u64, r: &PhaseResult, extra: &[(String, f64)]) -> Record {
+    let mut values = vec![("samples".to_string(), r.samples as f64)];
+    values.extend(extra.iter().cloned());
+    values.extend(r.loss.iter().cloned());
+    values.extend(r.metrics.iter().cloned());
+    Record {
+        phase: phase.to_string(),
+        epoch,
+        iter: None,
+        wall_time: now(),
+        values,
+    }
+}
+
+fn print_phase(folder: &mut RunFolder, phase: &str, epoch: u64, rec: &Record) {
+    folder.say(&format!(
+        "{phase} Epoch[{epoch}] {}",
+        fmt_values(&rec.values)
+    ));
+}
+
+/// Trains as the reference's `Trainer.run()`: every epoch of training and validation, then
+/// Test with the best model and TestPT after temperature scaling. Returns the summary (also
+/// written as `summary.json`).
+///
+/// # Errors
+/// A configuration that cannot run (named), unreadable data, a checkpoint that cannot be
+/// written, a non-finite loss ([`TrainError::NonFinite`]), an interruption
+/// ([`TrainError::Interrupted`]).
+pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
+    let started = Instant::now();
+    let run_dir = opts.run_dir.clone().unwrap_or_else(|| {
+        PathBuf::from("outputs")
+            .join(spec.run_name())
+            .join(timestamp_utc(now(), true))
+    });
+    let ckpt = CheckpointDir::new(&run_dir)?;
+    let resume_state = if ckpt.exists("last") {
+        if !spec.train.resume {
+            let s = ckpt.state("last")?;
+            return Err(TrainError::Config(format!(
+                "{} already holds a run (trained {} epochs): continue it with \
+                 train.resume=true, or choose another folder with hydra.run.dir=DIR",
+                run_dir.display(),
+                s.epoch
+            )));
+        }
+        let s = ckpt.state("last")?;
+        let saved = s.extra.get("config").cloned().unwrap_or(Value::Null);
+        let mut diff = Vec::new();
+        differing_keys(&saved, &config_json(spec), "", &mut diff);
+        diff.retain(|k| !RESUMABLE_CHANGES.contains(&k.as_str()));
+        if !diff.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{}: cannot resume with another configuration; these keys differ from the \
+                 run's: {} (only train.max_epoch may change)",
+                run_dir.display(),
+                diff.join(", ")
+            )));
+        }
+        Some(s)
+    } else {
+        None
+    };
+    let start_epoch = resume_state.as_ref().map_or(0, |s| s.epoch);
+
+    // Everything that can fail on bad input is checked before the run folder is touched.
+    let task = task::open(spec)?;
+    let mut loss = build_loss(&spec.loss)?;
+    let keep = |r: &Record| (r.phase == "Train" || r.phase == "Val") && r.epoch < start_epoch;
+    let mut folder = RunFolder::open(&run_dir, "train.log", &keep, true)?;
+    folder.write("config.yaml", &spec.config.to_yaml())?;
+    {
+        let line = opts.command_line.join(" ");
+        let mut text = std::fs::read_to_string(run_dir.join("command.txt")).unwrap_or_default();
+        text.push_str(&format!("{}  {line}\n", timestamp_utc(now(), false)));
+        folder.write("command.txt", &text)?;
+    }
+    folder.log_only(&format!("command: {}", opts.command_line.join(" ")));
+    folder.log_only(&format!(
+        "resolved configuration:\n{}",
+        spec.config.to_yaml()
+    ));
+    folder.say(&format!("run folder: {}", run_dir.display()));
+    if spec.wandb.enable {
+        folder.say(
+            "wandb.enable=true: mbls writes TensorBoard event files instead (tensorboard/ in the \
+             run folder; `wandb sync --sync-tensorboard` uploads them)",
+        );
+    }
+    for l in task.describe() {
+        folder.say(&l);
+    }
+
+    let net = Net::build(spec, Some(&mut folder))?;
+    let mut opt = build_optimizer(spec, &net.vs)?;
+    let mut sched: Scheduler = spec
+        .scheduler
+        .build(spec.optim.lr(), spec.train.max_epoch)?;
+    let (mut best_epoch, mut best_score) = (None, None);
+    if let Some(s) = &resume_state {
+        let state = ckpt.load("last", &net.vs, Some(opt.as_mut()))?;
+        if net.channels_last {
+            vars_to_channels_last(&net.vs);
+        }
+        let saved: Scheduler = serde_json::from_value(state.scheduler.clone())
+            .map_err(|e| TrainError::Config(format!("last checkpoint's scheduler: {e}")))?;
+        sched.load_state(saved)?;
+        for e in 0..s.epoch {
+            loss.epoch_end(e as usize);
+        }
+        best_epoch = state.best_epoch;
+        best_score = state.best_score;
+        folder.say(&format!(
+            "resumed from {} at epoch {} (best {} at epoch {})",
+            ckpt.weights_path("last")?.display(),
+            s.epoch,
+            best_score.map_or("-".into(), |v: f64| format!("{v:.5}")),
+            best_epoch.map_or("-".into(), |e: u64| e.to_string())
+        ));
+    } else if spec.train.resume {
+        folder.say(&format!(
+            "train.resume=true but {} holds no checkpoint yet: starting a new run",
+            run_dir.display()
+        ));
+    }
+    let params = trainable_variables(&net.vs);
+    let nparams: i64 = params.iter().map(|(_, t)| t.numel() as i64).sum();
+    folder.say(&format!(
+        "model {} ({} parameters) on {}, loss {}, optimizer {} (lr {}), {} epochs from epoch {}",
+        spec.model.name,
+        nparams,
+        spec.device,
+        loss.name(),
+        spec.config.group("optim"),
+        opt.lr(),
+        spec.train.max_epoch,
+        start_epoch
+    ));
+    let stop = stop_flag();
+    let train_src = task.train_source();
+    let iters_per_epoch = train_src.num_batches() as u64;
+    let names: Vec<String> = net.names().to_vec();
+
+    for epoch in start_epoch..spec.train.max_epoch {
+        // ---- training epoch
+        let lr = opt.lr();
+        let mut meter = task.meter(Phase::Train)?;
+        let mut losses = LossMeter::new(loss.term_names());
+        folder.start_bar(train_src.num_batches(), "Train");
+        let t_epoch = Instant::now();
+        let mut t_end = Instant::now();
+        let mut seen = 0usize;
+        for (i, b) in train_src.epoch(epoch, 0).enumerate() {
+            let b = b?;
+            let data_time = t_end.elapsed().as_secs_f64();
+            let x = net.input(&b.inputs)?;
+            let y = b.targets.f_to_device(net.device)?;
+            tch::manual_seed(iteration_seed(spec.seed, epoch, i));
+            let logits = net.model.forward_t(&x, true);
+            let terms = loss.forward(&logits, &y)?;
+            opt.zero_grad();
+            terms.total().f_backward()?;
+            let values = terms.values()?;
+            if let Some((term, value)) = values.iter().find(|(_, v)| !v.is_finite()) {
+                folder.end_bar();
+                let _ = folder.flush();
+                return Err(TrainError::NonFinite {
+                    epoch,
+                    iteration: i,
+                    term: term.to_string(),
+                    value: *value,
+                });
+            }
+            if spec.train.clip_grad_norm {
+                opt.clip_grad_norm(spec.train.clip_max_norm, 2.0)?;
+            }
+            opt.step()?;
+            let bs = b.targets.size()[0] as usize;
+            seen += bs;
+            losses.add(&values, bs as f64);
+            let stats = meter.update(&logits, &y)?;
+            let batch_time = t_end.elapsed().as_secs_f64();
+            t_end = Instant::now();
+            folder.bar_update(
+                i + 1,
+                format!(
+                    "loss {:.4} acc {:.3} {:.1} img/s",
+                    values[0].1,
+                    stats.acc,
+                    seen as f64 / t_epoch.elapsed().as_secs_f64().max(1e-9)
+                ),
+            );
+            if (i + 1) % spec.log_period == 0 {
+                let mut v = vec![
+                    ("data_time".to_string(), data_time),
+                    ("batch_time".to_string(), batch_time),
+                ];
+                v.extend(values.iter().map(|(k, x)| (k.to_string(), *x)));
+                v.push(("acc".into(), stats.acc));
+                v.push(("mean_diffs".into(), stats.mean_diffs));
+                v.push(("lr".into(), lr));
+                folder.say(&format!(
+                    "Train Epoch[{epoch}/{}] Iter[{}/{}] {}",
+                    spec.train.max_epoch,
+                    i + 1,
+                    iters_per_epoch,
+                    fmt_values(&v)
+                ));
+                folder.iteration(Record {
+                    phase: "Train".into(),
+                    epoch,
+                    iter: Some(epoch * iters_per_epoch + i as u64),
+                    wall_time: now(),
+                    values: v,
+                })?;
+            }
+            if stop.load(Ordering::Relaxed) {
+                folder.end_bar();
+                let _ = folder.flush();
+                return Err(TrainError::Interrupted {
+                    epoch,
+                    iteration: i,
+                    what: format!(
+                        "the last checkpoint (epoch {start}) is kept; continue with \
+                         train.resume=true hydra.run.dir={}",
+                        run_dir.display(),
+                        start = ckpt.state("last").map_or(0, |s| s.epoch)
+                    ),
+                });
+            }
+        }
+        folder.end_bar();
+        let (train_metrics, _) = meter.finish()?;
+        let mut extra = vec![("lr".to_string(), lr)];
+        if let Some(a) = loss.scheduled_alpha() {
+            extra.push(("alpha".to_string(), a));
+        }
+        let train_result = PhaseResult::new("Train", seen as u64, losses.means(), &train_metrics);
+        let rec = phase_record("Train", epoch, &train_result, &extra);
+        print_phase(&mut folder, "Train", epoch, &rec);
+        folder.epoch(rec)?;
+
+        // ---- validation
+        let (val, _, _) = evaluate(
+            &net,
+            loss.as_ref(),
+            task.as_ref(),
+            task.val_source(),
+            Phase::Val,
+            epoch,
+            &mut folder,
+            &stop,
+        )?;
+        let rec = phase_record("Val", epoch, &val, &[]);
+        print_phase(&mut folder, "Val", epoch, &rec);
+        folder.epoch(rec)?;
+
+        // ---- scheduler, alpha schedule, checkpoints
+        let metric = match spec.scheduler.metric() {
+            Some(m) => {
+                let key = m.strip_prefix("val_").unwrap_or(m);
+                let key = if key == "loss" {
+                    loss.term_names()[0]
+                } else {
+                    key
+                };
+                Some(val.get(key).ok_or_else(|| {
+                    TrainError::Config(format!(
+                        "scheduler.metric={m}: the validation phase has no `{key}`"
+                    ))
+                })?)
+            }
+            None => None,
+        };
+        let new_lr = sched.step(metric)?;
+        opt.set_lr(new_lr)?;
+        loss.epoch_end(epoch as usize);
+        let score = val.get(task.main_metric()).unwrap_or(f64::NAN);
+        let is_best = best_score.is_none_or(|b| score > b);
+        if is_best {
+            best_score = Some(score);
+            best_epoch = Some(epoch);
+        }
+        folder.flush()?;
+        let state = TrainState {
+            epoch: epoch + 1,
+            best_epoch,
+            best_score,
+            val_score: Some(score),
+            scheduler: serde_json::to_value(&sched)
+                .map_err(|e| TrainError::Config(format!("scheduler state: {e}")))?,
+            loss: Value::Null,
+            extra: serde_json::json!({
+                "config": config_json(spec),
+                "seed": spec.seed,
+                "iterations_per_epoch": iters_per_epoch,
+            }),
+        };
+        if is_best {
+            ckpt.save("best", &net.vs, &names, None, &state)?;
+        }
+        let k = spec.train.keep_checkpoint_num;
+        let interval = spec.train.keep_checkpoint_interval;
+        let n = epoch + 1;
+        let by_interval = interval > 0 && n % interval == 0;
+        if k > 1 || by_interval {
+            ckpt.save(
+                &format!("epoch_{n}"),
+                &net.vs,
+                &names,
+                Some(opt.as_ref()),
+                &state,
+            )?;
+        }
+        if k > 1 && n > k {
+            let old = n - k;
+            if !(interval > 0 && old % interval == 0) {
+                ckpt.remove(&format!("epoch_{old}"))?;
+            }
+        }
+        ckpt.save("last", &net.vs, &names, Some(opt.as_ref()), &state)?;
+        folder.say(&format!(
+            "Epoch[{epoch}] Best {} on Val : {:.5} at epoch {}",
+            task.main_metric(),
+            best_score.unwrap_or(f64::NAN),
+            best_epoch.map_or(-1, |e| e as i64)
+        ));
+    }
+    let train_seconds = started.elapsed().as_secs_f64();
+
+    // ---- Test with the best model, then TestPT
+    if !ckpt.exists("best") {
+        return Err(TrainError::Config(format!(
+            "{}: no best checkpoint (train.max_epoch={} trained no epoch)",
+            run_dir.display(),
+            spec.train.max_epoch
+        )));
+    }
+    let state = ckpt.load("best", &net.vs, None)?;
+    if net.channels_last {
+        vars_to_channels_last(&net.vs);
+    }
+    folder.say(&format!(
+        "Test with the best checkpoint (epoch {})",
+        state.best_epoch.map_or(-1, |e| e as i64)
+    ));
+    let mut summary = run_test(
+        spec,
+        &net,
+        loss.as_ref(),
+        task.as_ref(),
+        &mut folder,
+        &stop,
+        TestOutputs {
+            stem: "test",
+            logits_stem: "best",
+            post_temperature: true,
+            epoch: spec.train.max_epoch,
+        },
+    )?;
+    summary.checkpoint = "best".into();
+    summary.epochs = Some(spec.train.max_epoch);
+    summary.best_epoch = state.best_epoch;
+    summary.best_val_score = state.best_score;
+    summary.train_seconds = Some(train_seconds);
+    folder.flush()?;
+    report::finish(&mut folder, &summary)?;
+    Ok(summary)
+}
+
+struct TestOutputs<'a> {
+    /// Prefix of the diagram files (`test` -> `test_reliability.svg`, `testpt_...`).
+    stem: &'a str,
+    /// Prefix of the logits files (`best` -> `best_logits.npz`).
+    logits_stem: &'a str,
+    post_temperature: bool,
+    /// The step of the Test records.
+    epoch: u64,
+}
+
+/// Test (and TestPT): the metrics, the temperature, the diagrams and logits files.
+fn run_test(
+    spec: &RunSpec,
+    net: &Net,
+    loss: &dyn Loss,
+    task: &dyn Task,
+    folder: &mut RunFolder,
+    stop: &AtomicBool,
+    out: TestOutputs<'_>,
+) -> Result<Summary, TrainError> {
+    let (test, meter, sizes) = evaluate(
+        net,
+        loss,
+        task,
+        task.test_source(),
+        Phase::Test,
+        0,
+        folder,
+        stop,
+    )?;
+    let rec = phase_record("Test", out.epoch, &test, &[]);
+    print_phase(folder, "Test", out.epoch, &rec);
+    folder.epoch(rec)?;
+    let (test_logits, test_labels) = meter
+        .kept()
+        .map(|(l, y)| (l.to_vec(), y.to_vec()))
+        .unwrap_or_default();
+    let classes = task.num_classes();
+    let bins = spec.calibrate.num_bins;
+    let full_metrics = |logits: &[f32], labels: &[i64]| {
+        mbls_metrics::evaluate(
+            logits,
+            labels,
+            classes,
+            ClassificationOptions {
+                n_bins: bins,
+                ..ClassificationOptions::default()
+            },
+        )
+    };
+    let test_full = full_metrics(&test_logits, &test_labels)?;
+    if spec.calibrate.visualize {
+        for p in report::diagrams(folder.path(), out.stem, "Test", &test_full)? {
+            folder.log_only(&format!("wrote {}", p.display()));
+        }
+    }
+    if spec.test.save_logits {
+        let p = folder
+            .path()
+            .join(format!("{}_logits.npz", out.logits_stem));
+        save_npz(&p, &test_logits, &test_labels, classes)?;
+        folder.say(&format!("wrote {}", p.display()));
+    }
+    let mut summary = Summary {
+        run_dir: folder.path().to_path_buf(),
+        checkpoint: String::new(),
+        epochs: None,
+        best_epoch: None,
+        best_val_score: None,
+        test,
+        test_pt: None,
+        temperature: None,
+        train_seconds: None,
+    };
+    if !(out.post_temperature && task.temperature_scaling()) {
+        return Ok(summary);
+    }
+    // Temperature on the validation split with the same model (spec 6.5).
+    let (val, vmeter, _) = evaluate(
+        net,
+        loss,
+        task,
+        task.val_source(),
+        Phase::Val,
+        0,
+        folder,
+        stop,
+    )?;
+    let (vl, vy) = vmeter.kept().unwrap_or_default();
+    let grid = grid_search_temperature(vl, vy, classes, bins)?;
+    let t = grid.temperature_ece;
+    let nll_fit = fit_temperature_nll(vl, vy, classes)?;
+    let v_after = full_metrics(&scale_logits(vl, t), vy)?;
+    let val_ece = val.get("ece").unwrap_or(f64::NAN);
+    let val_nll = val.get("nll").unwrap_or(f64::NAN);
+    folder.say(&format!(
+        "Optimal temperature: {t:.3} (validation ECE {val_ece:.5} -> {:.5}, NLL {val_nll:.5} -> \
+         {:.5}; NLL fit: {:.4})",
+        v_after.ece, v_after.nll, nll_fit.temperature
+    ));
+    // TestPT: the test logits divided by T, the loss per batch as in Test.
+    let scaled = scale_logits(&test_logits, t);
+    let mut pt_meter = task.meter(Phase::TestPt)?;
+    let mut losses = LossMeter::new(loss.term_names());
+    let mut off = 0usize;
+    for &bs in &sizes {
+        let l = Tensor::f_from_slice(&scaled[off * classes..(off + bs) * classes])?
+            .f_view([bs as i64, classes as i64])?;
+        let y = Tensor::f_from_slice(&test_labels[off..off + bs])?;
+        let terms = tch::no_grad(|| loss.forward(&l, &y))?;
+        losses.add(&terms.values()?, 1.0);
+        pt_meter.update(&l, &y)?;
+        off += bs;
+    }
+    let (pt_metrics, _) = pt_meter.finish()?;
+    let test_pt = PhaseResult::new("TestPT", off as u64, losses.means(), &pt_metrics);
+    let rec = phase_record("TestPT", out.epoch, &test_pt, &[("temperature".into(), t)]);
+    print_phase(folder, "TestPT", out.epoch, &rec);
+    folder.epoch(rec)?;
+    let pt_full = full_metrics(&scaled, &test_labels)?;
+    if spec.calibrate.visualize {
+        let stem = format!("{}pt", out.stem);
+        for p in report::diagrams(folder.path(), &stem, "TestPT", &pt_full)? {
+            folder.log_only(&format!("wrote {}", p.display()));
+        }
+    }
+    if spec.test.save_logits {
+        let p = folder
+            .path()
+            .join(format!("{}_logits_pt.npz", out.logits_stem));
+        save_npz(&p, &scaled, &test_labels, classes)?;
+        folder.say(&format!("wrote {}", p.display()));
+    }
+    let nll_test = full_metrics(
+        &scale_logits(&test_logits, nll_fit.temperature),
+        &test_labels,
+    )?;
+    summary.temperature = Some(TemperatureResult {
+        temperature: t,
+        val_samples: v_after.samples,
+        val_ece_before: val_ece,
+        val_ece_after: v_after.ece,
+        val_nll_before: val_nll,
+        val_nll_after: v_after.nll,
+        nll_fit_temperature: nll_fit.temperature,
+        nll_fit_test_ece: nll_test.ece,
+        nll_fit_test_nll: nll_test.nll,
+    });
+    summary.test_pt = Some(test_pt);
+    Ok(summary)
+}
+
+fn save_npz(path: &Path, logits: &[f32], labels: &[i64], classes: usize) -> Result<(), TrainError> {
+    let bad = |e: mbls_npy::NpyError| TrainError::Config(format!("{}: {e}", path.display()));
+    let l = mbls_npy::NpyArray::from_slice(&[labels.len(), classes], logits).map_err(bad)?;
+    let y = mbls_npy::NpyArray::from_slice(&[labels.len()], labels).map_err(bad)?;
+    mbls_npy::write_npz(path, &[("logits", &l), ("labels", &y)]).map_err(bad)
+}
+
+/// Tests a checkpoint as the reference's `Tester` (spec 6.4): `test.checkpoint` in the run
+/// folder (`best` by default; one of ours, or a PyTorch `.pth` loaded with `strict=False`
+/// and its load report printed) on the test split; with `test.post_temperature`, a
+/// temperature fitted on the validation split and TestPT; with `test.save_logits`,
+/// `<checkpoint>_logits.npz` next to it.
+///
+/// # Errors
+/// No run folder given, a missing or foreign checkpoint, unreadable data.
+pub fn test(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
+    let run_dir = opts.run_dir.clone().ok_or_else(|| {
+        TrainError::Config(
+            "mbls test needs the run folder of the checkpoint: hydra.run.dir=DIR (or --run-dir \
+             DIR)"
+                .into(),
+        )
+    })?;
+    if !run_dir.is_dir() {
+        return Err(TrainError::Config(format!(
+            "{}: no such run folder",
+            run_dir.display()
+        )));
+    }
+    let name = if spec.test.checkpoint.is_empty() {
+        "best".to_string()
+    } else {
+        spec.test.checkpoint.clone()
+    };
+    let task = task::open(spec)?;
+    let loss = build_loss(&spec.loss)?;
+    let mut folder = RunFolder::open(&run_dir, "test.log", &|_| true, false)?;
+    folder.log_only(&format!("command: {}", opts.command_line.join(" ")));
+    for l in task.describe() {
+        folder.say(&l);
+    }
+    let net = Net::build(spec, None)?;
+    let file = run_dir.join(&name);
+    let stem: String = if name.ends_with(".pth")
+        || name.ends_with(".safetensors")
+        || name.ends_with(".pt")
+    {
+        if !file.is_file() {
+            return Err(TrainError::Config(format!(
+                "test.checkpoint={name}: {} does not exist",
+                file.display()
+            )));
+        }
+        let report = load_weights(
+            &net.vs,
+            &file,
+            &LoadOptions {
+                strict: false,
+                ..LoadOptions::default()
+            },
+        )?;
+        folder.say(&format!("loaded {}: {report}", file.display()));
+        if report.loaded.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{}: no entry matches model={} ({} unexpected entries): a checkpoint of another \
+                 model?",
+                file.display(),
+                spec.model.name,
+                report.unexpected.len()
+            )));
+        }
+        Path::new(&name)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or(name.clone())
+    } else {
+        let tag = name.strip_suffix(".json").unwrap_or(&name).to_string();
+        let ckpt = CheckpointDir::new(&run_dir)?;
+        if !ckpt.exists(&tag) {
+            return Err(TrainError::Config(format!(
+                "test.checkpoint={name}: no checkpoint {tag} in {}",
+                run_dir.display()
+            )));
+        }
+        let state = ckpt.load(&tag, &net.vs, None)?;
+        folder.say(&format!(
+            "loaded checkpoint {tag} of {} (epoch {})",
+            run_dir.display(),
+            state.epoch
+        ));
+        tag
+    };
+    if net.channels_last {
+        vars_to_channels_last(&net.vs);
+    }
+    let stop = stop_flag();
+    let diagram_stem = format!("{stem}_test");
+    let mut summary = run_test(
+        spec,
+        &net,
+        loss.as_ref(),
+        task.as_ref(),
+        &mut folder,
+        &stop,
+        TestOutputs {
+            stem: &diagram_stem,
+            logits_stem: &stem,
+            post_temperature: spec.test.post_temperature,
+            epoch: 0,
+        },
+    )?;
+    summary.checkpoint = name;
+    folder.say(&format!("\n{}", summary.table()));
+    let json = serde_json::to_string_pretty(&summary)
+        .map_err(|e| TrainError::Config(format!("summary: {e}")))?;
+    let p = folder.write(&format!("{stem}_test_summary.json"), &json)?;
+    folder.say(&format!("wrote {}", p.display()));
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iteration_seeds_differ_by_position() {
+        let a = iteration_seed(1, 0, 0);
+        assert_ne!(a, iteration_seed(1, 0, 1));
+        assert_ne!(a, iteration_seed(1, 1, 0));
+        assert_ne!(a, iteration_seed(2, 0, 0));
+        assert!(a >= 0);
+    }
+
+    #[test]
+    fn differing_keys_are_named() {
+        let a = serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}});
+        let b = serde_json::json!({"a": 1, "b": {"c": 5, "e": 3}});
+        let mut d = Vec::new();
+        differing_keys(&a, &b, "", &mut d);
+        assert_eq!(d, ["b.c", "b.d", "b.e"]);
+    }
+}
