@@ -9,6 +9,15 @@ bash scripts/setup-libtorch.sh >/dev/null
 if [ ! -d ../shared/parity ] && [ -z "${MBLS_SHARED:-}" ]; then
   echo "note: ../shared/parity is absent: parity tests will be skipped (they say so)"
 fi
+# The TensorBoard read-back test uses the `tensorboard` package's own event reader.
+if [ -z "${MBLS_TEST_PYTHON:-}" ]; then
+  venv="$root/.venv-test"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import tensorboard" 2>/dev/null; then
+    python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check tensorboard \
+      || echo "note: could not install tensorboard: its read-back test will be skipped (it says so)"
+  fi
+  export MBLS_TEST_PYTHON="$venv/bin/python"
+fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 pub struct RunArgs {
     /// Configuration overrides, as the reference's `tools/train_net.py` takes them:
     /// `group=option`, `dotted.key=value`, `+new.key=value`, and `hydra.run.dir=DIR`.
-    #[arg(value_name = "OVERRIDE", allow_hyphen_values = true)]
+    #[arg(value_name = "OVERRIDE")]
     pub overrides: Vec<String>,
     /// Print the resolved configuration as YAML and exit.
     #[arg(long)]

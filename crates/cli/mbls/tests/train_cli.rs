@@ -1,0 +1,400 @@
+//! `mbls train` and `mbls test` through the real binary, on a small image-folder dataset the
+//! tests write (10 classes of 32x32 PNG images): the run folder's files, `mbls test` of the
+//! trained run, exact resume after a normal stop and after SIGKILL at arbitrary moments, the
+//! TensorBoard files read back by the `tensorboard` package, and bad input.
+
+use image::{ImageBuffer, Rgb, RgbImage};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+/// `root/{train,test}/class{c}/NN.png`: 8 training and 2 test images per class, each class a
+/// colour with noise, so that a network learns something in a few steps.
+fn dataset(root: &Path) {
+    for (split, n) in [("train", 8usize), ("test", 2usize)] {
+        for c in 0..10usize {
+            let d = root.join(split).join(format!("class{c}"));
+            std::fs::create_dir_all(&d).unwrap();
+            for i in 0..n {
+                let im: RgbImage = ImageBuffer::from_fn(32, 32, |x, y| {
+                    let noise = ((x as usize * 7 + y as usize * 13 + i * 31) % 40) as u8;
+                    Rgb([
+                        ((c * 25) as u8).wrapping_add(noise),
+                        ((255 - c * 20) as u8).wrapping_sub(noise),
+                        ((c * 50) % 256) as u8 ^ noise,
+                    ])
+                });
+                im.save(d.join(format!("{i:02}.png"))).unwrap();
+            }
+        }
+    }
+}
+
+fn base_args(data: &Path, run: &Path, epochs: u32) -> Vec<String> {
+    vec![
+        "data=folder".into(),
+        format!("data.data_root={}", data.display()),
+        "data.batch_size=16".into(),
+        "data.num_workers=2".into(),
+        "model=resnet18_cifar".into(),
+        "loss=logit_margin".into(),
+        "optim.lr=0.05".into(),
+        "scheduler.milestones=[2]".into(),
+        format!("train.max_epoch={epochs}"),
+        "log_period=1".into(),
+        format!("hydra.run.dir={}", run.display()),
+    ]
+}
+
+fn train(args: &[String]) -> String {
+    common::ok("train", args)
+}
+
+fn read_jsonl(p: &Path) -> Vec<Value> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The records of a run without what depends on the clock.
+fn metrics(run: &Path) -> (Vec<Value>, Vec<Value>) {
+    let strip = |mut v: Value| {
+        let m = v.as_object_mut().unwrap();
+        for k in ["wall_time", "data_time", "batch_time"] {
+            m.remove(k);
+        }
+        v
+    };
+    (
+        read_jsonl(&run.join("iterations.jsonl"))
+            .into_iter()
+            .map(strip)
+            .collect(),
+        read_jsonl(&run.join("epochs.jsonl"))
+            .into_iter()
+            .map(strip)
+            .collect(),
+    )
+}
+
+fn summary(run: &Path) -> Value {
+    let mut s: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    s.as_object_mut().unwrap().remove("train_seconds");
+    s.as_object_mut().unwrap().remove("run_dir");
+    s
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    data: PathBuf,
+    root: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    dataset(&data);
+    let root = tmp.path().to_path_buf();
+    Fixture {
+        _tmp: tmp,
+        data,
+        root,
+    }
+}
+
+#[test]
+fn trains_tests_and_writes_the_run_folder() {
+    let f = fixture();
+    let run = f.root.join("run");
+    let out = train(&base_args(&f.data, &run, 2));
+    assert!(out.contains("Train Epoch[1]"), "{out}");
+    assert!(out.contains("TestPT"), "{out}");
+    for file in [
+        "config.yaml",
+        "command.txt",
+        "train.log",
+        "iterations.jsonl",
+        "epochs.jsonl",
+        "iterations_train.csv",
+        "epochs_train.csv",
+        "epochs_val.csv",
+        "epochs_test.csv",
+        "epochs_testpt.csv",
+        "summary.json",
+        "best.json",
+        "last.json",
+        "test_reliability.svg",
+        "test_reliability.png",
+        "testpt_reliability.svg",
+        "test_bins.csv",
+    ] {
+        assert!(
+            run.join(file).is_file(),
+            "{file} missing in {}",
+            run.display()
+        );
+    }
+    // The log holds everything printed.
+    let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+    assert!(log.contains("Val Epoch[1]") && log.contains("resolved configuration"));
+    let (iters, epochs) = metrics(&run);
+    // 72 training images (80 minus the 10% validation split), batch 16, drop_last: 4 a epoch
+    assert_eq!(iters.len(), 8);
+    assert_eq!(iters[7]["iter"], 7);
+    let phases: Vec<&str> = epochs
+        .iter()
+        .map(|e| e["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["Train", "Val", "Train", "Val", "Test", "TestPT"]);
+    for key in [
+        "loss",
+        "loss_ce",
+        "loss_margin_l1",
+        "alpha",
+        "lr",
+        "acc",
+        "acc_5",
+        "macc",
+    ] {
+        assert!(
+            epochs[0].get(key).is_some(),
+            "Train has no {key}: {}",
+            epochs[0]
+        );
+    }
+    for key in [
+        "nll",
+        "ece",
+        "aece",
+        "cece",
+        "mean_diffs",
+        "max_diffs",
+        "margin",
+    ] {
+        assert!(
+            epochs[1].get(key).is_some(),
+            "Val has no {key}: {}",
+            epochs[1]
+        );
+    }
+    let s = summary(&run);
+    let t = s["temperature"]["temperature"].as_f64().unwrap();
+    assert!((0.09..=10.1).contains(&t), "{s}");
+    let test_acc = s["test"]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m[0] == "acc")
+        .unwrap()[1]
+        .as_f64()
+        .unwrap();
+
+    // mbls test of the trained run: the best checkpoint, its logits as .npz for mbls eval.
+    let mut args = base_args(&f.data, &run, 2);
+    args.push("test.post_temperature=true".into());
+    args.push("test.save_logits=true".into());
+    let out = common::ok("test", &args);
+    assert!(out.contains("TestPT"), "{out}");
+    let npz = run.join("best_logits.npz");
+    assert!(npz.is_file() && run.join("best_logits_pt.npz").is_file());
+    let e = common::json("eval", &[npz.to_str().unwrap()]);
+    let acc = e["metrics"]["acc"]
+        .as_f64()
+        .or_else(|| e["acc"].as_f64())
+        .unwrap_or_else(|| panic!("no acc in {e}"));
+    assert_eq!(acc, test_acc, "mbls eval of the saved logits");
+    assert!(run.join("best_test_summary.json").is_file());
+    assert!(run.join("best_test_reliability.svg").is_file());
+}
+
+#[test]
+fn a_resumed_run_ends_exactly_as_the_uninterrupted_one() {
+    let f = fixture();
+    let whole = f.root.join("whole");
+    train(&base_args(&f.data, &whole, 3));
+    // The same run stopped after one epoch (train.max_epoch may change on resume) ...
+    let part = f.root.join("part");
+    train(&base_args(&f.data, &part, 1));
+    let mut args = base_args(&f.data, &part, 3);
+    args.push("train.resume=true".into());
+    let out = train(&args);
+    assert!(out.contains("resumed from"), "{out}");
+    assert_eq!(metrics(&part), metrics(&whole));
+    assert_eq!(summary(&part), summary(&whole));
+}
+
+#[test]
+fn a_run_killed_at_any_moment_resumes_exactly() {
+    let f = fixture();
+    let whole = f.root.join("whole");
+    train(&base_args(&f.data, &whole, 3));
+    let want = (metrics(&whole), summary(&whole));
+    let run = f.root.join("killed");
+    // Kill the first run mid-epoch (after an iteration record of epoch 1), then kill resumed
+    // runs after growing delays (some land in checkpoint writes or in Test), then let one
+    // resumed run finish.
+    let mut a = base_args(&f.data, &run, 3);
+    a.push("train.resume=true".into());
+    let mut kills = 0;
+    for delay in [None, Some(300u64), Some(900), Some(1500)] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mbls"))
+            .arg("train")
+            .args(&a)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        match delay {
+            None => loop {
+                let text =
+                    std::fs::read_to_string(run.join("iterations.jsonl")).unwrap_or_default();
+                if text.contains("\"epoch\":1") || t.elapsed() > Duration::from_secs(120) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            },
+            Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        let _ = child.wait();
+    }
+    let out = common::run("train", &a);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(kills >= 1, "no run was killed");
+    eprintln!("killed {kills} times");
+    assert_eq!((metrics(&run), summary(&run)), want);
+}
+
+#[test]
+fn tensorboard_files_are_read_by_tensorboard() {
+    let python = std::env::var("MBLS_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_tb = Command::new(&python)
+        .args(["-c", "import tensorboard"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_tb {
+        eprintln!(
+            "SKIPPED: {python} has no `tensorboard` package (set MBLS_TEST_PYTHON; \
+             scripts/test.sh installs it)"
+        );
+        return;
+    }
+    let f = fixture();
+    let run = f.root.join("run");
+    train(&base_args(&f.data, &run, 2));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../torch/mbls-train/tests/read_tensorboard.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(run.join("tensorboard"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tags: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (iters, epochs) = metrics(&run);
+    let steps = |tag: &str| -> Vec<(i64, f64)> {
+        tags[tag]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tag {tag} in {tags}"))
+            .iter()
+            .map(|p| (p[0].as_i64().unwrap(), p[1].as_f64().unwrap()))
+            .collect()
+    };
+    let loss = steps("Train/Iter/loss");
+    assert_eq!(loss.len(), iters.len());
+    for ((step, v), r) in loss.iter().zip(&iters) {
+        assert_eq!(*step, r["iter"].as_i64().unwrap());
+        assert_eq!(*v as f32, r["loss"].as_f64().unwrap() as f32);
+    }
+    for tag in [
+        "Train/lr",
+        "Train/alpha",
+        "Val/ece",
+        "Val/acc",
+        "Test/ece",
+        "TestPT/ece",
+    ] {
+        assert!(!steps(tag).is_empty(), "{tag}");
+    }
+    let val_ece: Vec<f32> = epochs
+        .iter()
+        .filter(|e| e["phase"] == "Val")
+        .map(|e| e["ece"].as_f64().unwrap() as f32)
+        .collect();
+    let tb: Vec<f32> = steps("Val/ece").iter().map(|(_, v)| *v as f32).collect();
+    assert_eq!(tb, val_ece);
+}
+
+#[test]
+fn bad_input_is_refused_and_names_the_problem() {
+    let f = fixture();
+    let run = f.root.join("run");
+    let mut a = base_args(&f.data, &run, 1);
+    a[1] = format!("data.data_root={}", f.root.join("nope").display());
+    common::fails("train", &a, "nope");
+    assert!(!run.join("last.json").exists());
+
+    let mut a = base_args(&f.data, &run, 1);
+    a.push("model.num_classes=7".into());
+    common::fails("train", &a, "model.num_classes=7 but the dataset");
+
+    let mut a = base_args(&f.data, &run, 1);
+    a.push("+train.colour=1".into());
+    common::fails("train", &a, "train.colour");
+
+    common::fails("train", &["loss=nonsense"], "nonsense");
+    common::fails("train", &["model=resnet110"], "does not exist");
+    common::fails("train", &["data=voc"], "task=segment");
+
+    // A finished run is not overwritten, and a resume with another loss is refused.
+    train(&base_args(&f.data, &run, 1));
+    let before = std::fs::read_to_string(run.join("epochs.jsonl")).unwrap();
+    common::fails("train", &base_args(&f.data, &run, 1), "train.resume=true");
+    let mut a = base_args(&f.data, &run, 2);
+    a.push("train.resume=true".into());
+    a.push("loss.margin=5".into());
+    common::fails("train", &a, "loss.margin");
+    assert_eq!(
+        std::fs::read_to_string(run.join("epochs.jsonl")).unwrap(),
+        before
+    );
+
+    // mbls test without a run folder, or of a checkpoint that is not there.
+    common::fails("test", &["data=folder"], "hydra.run.dir");
+    let mut a = base_args(&f.data, &run, 1);
+    a.push("test.checkpoint=missing.pth".into());
+    common::fails("test", &a, "missing.pth");
+}
+
+#[test]
+fn help_and_cfg() {
+    let out = common::ok("train", &["--help"]);
+    for needle in [
+        "logit_margin",
+        "resnet18_cifar",
+        "train.max_epoch=200",
+        "hydra.run.dir",
+    ] {
+        assert!(out.contains(needle), "{needle} not in help: {out}");
+    }
+    let out = common::ok("train", &["loss=logit_margin", "loss.margin=5", "--cfg"]);
+    assert!(out.contains("margin: 5"), "{out}");
+}
