@@ -398,3 +398,42 @@ fn help_and_cfg() {
     let out = common::ok("train", &["loss=logit_margin", "loss.margin=5", "--cfg"]);
     assert!(out.contains("margin: 5"), "{out}");
 }
+
+#[test]
+fn ctrl_c_stops_after_the_iteration_with_exit_130_and_resume_finishes() {
+    let f = fixture();
+    let run = f.root.join("run");
+    let args = base_args(&f.data, &run, 3);
+    let child = Command::new(env!("CARGO_BIN_EXE_mbls"))
+        .arg("train")
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(run.join("iterations.jsonl")).unwrap_or_default();
+        if text.contains("\"epoch\":1") || t.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted at epoch"), "{err}");
+    assert!(
+        run.join("last.json").is_file(),
+        "the epoch-0 checkpoint is kept"
+    );
+    let mut a = args.clone();
+    a.push("train.resume=true".into());
+    train(&a);
+    assert!(run.join("summary.json").is_file());
+}

@@ -62,9 +62,18 @@ fn check_reference_partial(file: &str) {
     ] {
         let p = names.iter().position(|x| x == n).unwrap();
         let want = formula(&vars[n].size(), p, n.ends_with("running_var"));
-        let err = (&vars[n] - want).abs().max().double_value(&[]);
-        // bn1.running_mean was stored as float64: rounding to float32 is the only difference.
-        assert!(err <= 1e-9, "{file}: {n} differs by {err}");
+        // The file's values are the formula rounded to float32 (bn1.running_mean was stored as
+        // float64); libtorch's float64 sin may differ from NumPy's by an ulp on some CPUs,
+        // which can move the float32 rounding by one step: allow one float32 ulp.
+        let want = want.to_kind(Kind::Double);
+        let got = vars[n].to_kind(Kind::Double);
+        let excess = ((&got - &want).abs() - want.abs() * f64::from(f32::EPSILON) - 1e-30)
+            .max()
+            .double_value(&[]);
+        assert!(
+            excess <= 0.0,
+            "{file}: {n} differs by more than one float32 ulp"
+        );
     }
     assert_eq!(vars["bn1.num_batches_tracked"].int64_value(&[]), 7);
     // Strict: refused, naming what is missing, and nothing changes.

@@ -588,7 +588,12 @@ mod tests {
             let t = l.forward(&x, &y).unwrap();
             let one = l.forward(&x.narrow(0, 1, 1), &y.narrow(0, 1, 1)).unwrap();
             let (a, b) = (t.values().unwrap()[0].1, one.values().unwrap()[0].1);
-            assert!((a - b).abs() < 1e-6, "{name}: {a} vs {b}");
+            // The reported total is float32 and passes through a libtorch dot product whose
+            // summation order depends on the CPU: a few float32 ulps, not a fixed 1e-6.
+            assert!(
+                (a - b).abs() <= 1e-6 * a.abs().max(1.0) * 8.0,
+                "{name}: {a} vs {b}"
+            );
             t.total().backward();
             let g = x.grad();
             assert_eq!(
@@ -665,7 +670,12 @@ mod tests {
                 .values()
                 .unwrap()[0]
                 .1;
-            assert!((a - b).abs() < 1e-6, "{name}: {a} vs {b}");
+            // The reported total is float32 and passes through a libtorch dot product whose
+            // summation order depends on the CPU: a few float32 ulps, not a fixed 1e-6.
+            assert!(
+                (a - b).abs() <= 1e-6 * a.abs().max(1.0) * 8.0,
+                "{name}: {a} vs {b}"
+            );
         }
     }
 
