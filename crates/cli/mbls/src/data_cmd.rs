@@ -1,7 +1,6 @@
 //! `mbls data`: open a configured dataset with the reference's protocol and describe it; convert
 //! image folders to the CIFAR binary format; download the official CIFAR archives.
 
-use crate::data_cfg::data_spec;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use mbls_config::Config;
@@ -10,6 +9,7 @@ use mbls_data::pipeline::{
     DataSpec, DatasetName, Pipelines, build, build_text, open_folder_splits,
 };
 use mbls_data::{DataError, Dataset, Loader, write_cifar_binary};
+use mbls_train::spec::data_spec;
 use std::path::PathBuf;
 use std::time::Instant;
 

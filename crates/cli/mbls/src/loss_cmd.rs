@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use mbls_config::Config;
-use mbls_engine::losses::{LossSpec, build_loss};
+use mbls_engine::losses::build_loss;
 use mbls_engine::tch::{Kind, Tensor};
 use mbls_npy::{NpyArray, NpyData};
 use std::path::PathBuf;
@@ -60,10 +60,9 @@ pub fn run(args: LossArgs) -> Result<()> {
         }
     }
     let cfg = Config::compose_args(&args.overrides)?;
-    let name = cfg.group("loss").to_string();
+    let spec = mbls_train::spec::loss_spec(&cfg)?;
+    let name = spec.name();
     let params = serde_json::to_value(cfg.subtree("loss")?.value())?;
-    let params = params.as_object().cloned().unwrap_or_default();
-    let spec = LossSpec::from_params(&name, &params)?;
     let mut loss = build_loss(&spec)?;
 
     let la = NpyArray::read(&args.logits)?;

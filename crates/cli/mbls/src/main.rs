@@ -1,7 +1,6 @@
 //! `mbls`: one binary, with subcommands, for training calibrated networks and for measuring
 //! and fixing calibration.
 
-mod data_cfg;
 mod data_cmd;
 mod eval;
 mod input;

@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use mbls_config::Config;
 use mbls_engine::checkpoint::{LoadOptions, load_weights};
-use mbls_engine::models::{ModelOptions, build_model};
+use mbls_engine::models::build_model;
 use mbls_engine::pretrained;
 use mbls_engine::tch::{Device, Kind, nn};
 
@@ -44,26 +44,9 @@ pub fn run(args: ModelArgs) -> Result<()> {
         }
     }
     let cfg = Config::compose_args(&args.overrides)?;
-    let name = cfg.group("model").to_string();
-    let num_classes = cfg.get_i64("model.num_classes")?;
-    let has_dropout = if cfg.contains("model.has_dropout") {
-        cfg.get_bool("model.has_dropout")?
-    } else {
-        false
-    };
-    let mut opts = ModelOptions {
-        has_dropout,
-        ..Default::default()
-    };
-    if cfg.contains("model.encoder_name") {
-        let enc = cfg.get_str("model.encoder_name")?;
-        opts.encoder_depth = enc
-            .strip_prefix("resnet")
-            .and_then(|d| d.parse().ok())
-            .with_context(|| {
-                format!("model.encoder_name={enc}: expected resnet18/34/50/101/152")
-            })?;
-    }
+    let spec = mbls_train::spec::model_spec(&cfg)?;
+    let (name, num_classes, opts) = (spec.name, spec.num_classes, spec.options);
+    let has_dropout = opts.has_dropout;
     let vs = nn::VarStore::new(Device::Cpu);
     let model = build_model(&name, num_classes, &vs.root(), opts)
         .with_context(|| format!("model={name}"))?;
