@@ -10,7 +10,7 @@
 use crate::tensorboard::EventWriter;
 use crate::{TrainError, io_err};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -31,34 +31,42 @@ pub struct Record {
 }
 
 impl Record {
-    fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("phase".into(), Value::from(self.phase.clone()));
-        m.insert("epoch".into(), Value::from(self.epoch));
+    /// One JSON object, keys in the record's order (phase, epoch, iter, wall_time, values).
+    fn to_json_line(&self) -> String {
+        let mut parts: Vec<(String, Value)> = vec![
+            ("phase".into(), Value::from(self.phase.clone())),
+            ("epoch".into(), Value::from(self.epoch)),
+        ];
         if let Some(i) = self.iter {
-            m.insert("iter".into(), Value::from(i));
+            parts.push(("iter".into(), Value::from(i)));
         }
-        m.insert("wall_time".into(), Value::from(self.wall_time));
+        parts.push(("wall_time".into(), Value::from(self.wall_time)));
         for (k, v) in &self.values {
-            m.insert(k.clone(), json_number(*v));
+            parts.push((k.clone(), json_number(*v)));
         }
-        Value::Object(m)
+        let fields: Vec<String> = parts
+            .iter()
+            .map(|(k, v)| format!("{}:{v}", Value::from(k.as_str())))
+            .collect();
+        format!("{{{}}}", fields.join(","))
     }
 
-    fn from_json(v: &Value) -> Option<Record> {
-        let m = v.as_object()?;
+    /// The record of a line written by [`Record::to_json_line`] (values in the line's order).
+    fn from_json_line(line: &str) -> Option<Record> {
+        let Ordered(m) = serde_json::from_str(line).ok()?;
+        let get = |key: &str| m.iter().find(|(k, _)| k == key).map(|(_, v)| v);
         let mut values = Vec::new();
-        for (k, v) in m {
+        for (k, v) in &m {
             if ["phase", "epoch", "iter", "wall_time"].contains(&k.as_str()) {
                 continue;
             }
             values.push((k.clone(), v.as_f64().unwrap_or(f64::NAN)));
         }
         Some(Record {
-            phase: m.get("phase")?.as_str()?.to_string(),
-            epoch: m.get("epoch")?.as_u64()?,
-            iter: m.get("iter").and_then(Value::as_u64),
-            wall_time: m.get("wall_time").and_then(Value::as_f64).unwrap_or(0.0),
+            phase: get("phase")?.as_str()?.to_string(),
+            epoch: get("epoch")?.as_u64()?,
+            iter: get("iter").and_then(Value::as_u64),
+            wall_time: get("wall_time").and_then(Value::as_f64).unwrap_or(0.0),
             values,
         })
     }
@@ -74,6 +82,32 @@ impl Record {
 
     fn step(&self) -> i64 {
         self.iter.unwrap_or(self.epoch) as i64
+    }
+}
+
+/// A JSON object's entries in the order of the text.
+struct Ordered(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Ordered {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Ordered, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = a.next_entry::<String, Value>()? {
+                    out.push((k, v));
+                }
+                Ok(Ordered(out))
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
@@ -119,10 +153,7 @@ fn read_records(path: &Path) -> Vec<Record> {
         return Vec::new();
     };
     // A kill can leave a partial last line: it does not parse and is dropped.
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| Record::from_json(&v))
-        .collect()
+    text.lines().filter_map(Record::from_json_line).collect()
 }
 
 /// Writes `text` to `path` through a temporary file renamed over it.
@@ -142,20 +173,24 @@ impl Stream {
         let records: Vec<Record> = read_records(&jsonl).into_iter().filter(keep).collect();
         let mut text = String::new();
         for r in &records {
-            text.push_str(&r.to_json().to_string());
+            text.push_str(&r.to_json_line());
             text.push('\n');
         }
         write_text_atomic(&jsonl, &text)?;
         let out = BufWriter::new(open_append(&jsonl)?);
-        Ok(Stream {
+        let stream = Stream {
             jsonl,
             records,
             out,
-        })
+        };
+        // The CSV files follow the kept records at once (a resumed run may die before its
+        // first flush).
+        stream.write_csv()?;
+        Ok(stream)
     }
 
     fn push(&mut self, r: Record) -> Result<(), TrainError> {
-        let line = r.to_json().to_string();
+        let line = r.to_json_line();
         writeln!(self.out, "{line}").map_err(|e| io_err(&self.jsonl, e))?;
         self.records.push(r);
         Ok(())
@@ -178,6 +213,21 @@ impl Stream {
         for r in &self.records {
             if !phases.contains(&r.phase.as_str()) {
                 phases.push(&r.phase);
+            }
+        }
+        // CSV files of phases that no record has any more (a resumed run's Test) go.
+        if let Ok(rd) = fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(phase) = name
+                    .strip_prefix(&format!("{stem}_"))
+                    .and_then(|n| n.strip_suffix(".csv"))
+                else {
+                    continue;
+                };
+                if !phases.iter().any(|p| p.to_ascii_lowercase() == phase) {
+                    let _ = fs::remove_file(e.path());
+                }
             }
         }
         for phase in phases {
@@ -433,7 +483,7 @@ mod tests {
         assert_eq!(f.iters.records.len(), 4);
         assert_eq!(f.epochs.records.len(), 4);
         let csv = fs::read_to_string(d.path().join("epochs_val.csv")).unwrap();
-        assert_eq!(csv.lines().count(), 3, "{csv}");
+        assert_eq!(csv.lines().count(), 3, "{csv:?}");
         assert!(csv.starts_with("epoch,wall_time,loss,acc"), "{csv}");
         let files: Vec<_> = fs::read_dir(d.path().join("tensorboard"))
             .unwrap()
