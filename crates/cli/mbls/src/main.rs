@@ -41,7 +41,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let help = train_cmd::help_text();
+    let help = train_cmd::help_text(&train_cmd::user_configs_of_argv());
     let command = Cli::command()
         .mut_subcommand("train", |c| c.after_help(help.clone()))
         .mut_subcommand("test", |c| c.after_help(help.clone()));

@@ -2,7 +2,7 @@
 
 use anyhow::{Result, bail};
 use clap::Args;
-use mbls_config::Config;
+use mbls_config::{Config, UserConfigs};
 use mbls_train::{RunOptions, RunSpec};
 use std::path::PathBuf;
 
@@ -19,6 +19,39 @@ pub struct RunArgs {
     /// The run folder (same as `hydra.run.dir=DIR`).
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
+    /// A folder of group option files (`DIR/<group>/<option>.yaml`, as the built-in ones)
+    /// that replace built-in options of the same name or add new ones (Hydra's
+    /// `--config-dir`); may be given more than once, a later folder winning.
+    #[arg(long = "config-dir", value_name = "DIR")]
+    pub config_dir: Vec<PathBuf>,
+}
+
+/// The user config folders of `dirs`, loaded in order.
+fn user_configs(dirs: &[PathBuf]) -> Result<UserConfigs> {
+    let mut user = UserConfigs::none();
+    for d in dirs {
+        user.load(d)?;
+    }
+    Ok(user)
+}
+
+/// The `--config-dir` folders of the process's command line (for the help text, which is
+/// built before the arguments are parsed); unreadable ones are left out here and reported
+/// when the command runs.
+pub fn user_configs_of_argv() -> UserConfigs {
+    let args: Vec<String> = std::env::args().collect();
+    let mut user = UserConfigs::none();
+    for (i, a) in args.iter().enumerate() {
+        let dir = match a.strip_prefix("--config-dir=") {
+            Some(d) => Some(d.to_string()),
+            None if a == "--config-dir" => args.get(i + 1).cloned(),
+            None => None,
+        };
+        if let Some(d) = dir {
+            let _ = user.load(std::path::Path::new(&d));
+        }
+    }
+    user
 }
 
 /// The overrides without the `hydra.*` ones, and the run folder they name.
@@ -46,7 +79,8 @@ fn split_hydra(args: &RunArgs) -> Result<(Vec<String>, Option<PathBuf>)> {
 
 fn prepare(args: &RunArgs) -> Result<Option<(RunSpec, RunOptions)>> {
     let (overrides, run_dir) = split_hydra(args)?;
-    let cfg = Config::compose_args(&overrides)?;
+    let user = user_configs(&args.config_dir)?;
+    let cfg = Config::compose_with(&overrides, &user)?;
     if args.cfg {
         print!("{}", cfg.to_yaml());
         return Ok(None);
@@ -76,11 +110,13 @@ pub fn test(args: RunArgs) -> Result<()> {
 }
 
 /// The text after `mbls train --help`: every group with its options (default marked) and the
-/// top-level keys with their defaults, read from the built-in YAML files.
-pub fn help_text() -> String {
+/// top-level keys with their defaults, read from the built-in YAML files and the
+/// `--config-dir` folders of `user`.
+pub fn help_text(user: &UserConfigs) -> String {
     let mut s = String::from("Config groups (group=option; * = default):\n");
-    let defaults = Config::compose(&[]).ok();
-    for (group, options) in Config::groups() {
+    let defaults = Config::compose_with::<&str>(&[], user).ok();
+    for (group, _) in Config::groups() {
+        let options = user.options(group);
         let chosen = defaults
             .as_ref()
             .and_then(|c| c.choice(group).map(str::to_string))
@@ -142,6 +178,7 @@ mod tests {
             overrides: vec!["loss=ce".into(), "hydra.run.dir=/tmp/x".into()],
             cfg: false,
             run_dir: None,
+            config_dir: Vec::new(),
         };
         let (rest, dir) = split_hydra(&a).unwrap();
         assert_eq!(rest, ["loss=ce"]);
@@ -150,13 +187,14 @@ mod tests {
             overrides: vec!["hydra.job.chdir=true".into()],
             cfg: false,
             run_dir: None,
+            config_dir: Vec::new(),
         };
         assert!(split_hydra(&a).is_err());
     }
 
     #[test]
     fn help_lists_groups_and_keys() {
-        let h = help_text();
+        let h = help_text(&UserConfigs::none());
         assert!(h.contains("loss ") && h.contains("logit_margin"), "{h}");
         assert!(h.contains("ce*"), "{h}");
         assert!(h.contains("train.max_epoch=200"), "{h}");

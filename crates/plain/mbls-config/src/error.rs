@@ -133,6 +133,15 @@ pub enum ConfigError {
         reason: String,
     },
 
+    /// A file or folder of a user config folder (`--config-dir`) that cannot be used.
+    #[error("{path}: {message}")]
+    UserFile {
+        /// The file or folder.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+
     /// An embedded YAML file that does not parse or has an unexpected shape (a bug of this
     /// crate, caught by its tests).
     #[error("embedded config file `{file}`: {reason}")]

@@ -52,11 +52,13 @@ mod interp;
 mod overrides;
 mod registry;
 mod suggest;
+mod user;
 mod value;
 
 use std::fmt;
 
 pub use error::ConfigError;
+pub use user::UserConfigs;
 pub use value::Value;
 
 use overrides::Kind;
@@ -98,6 +100,20 @@ impl Config {
     ///
     /// As [`Config::compose`].
     pub fn compose_args<S: AsRef<str>>(overrides: &[S]) -> Result<Config, ConfigError> {
+        Config::compose_with(overrides, &UserConfigs::none())
+    }
+
+    /// [`Config::compose_args`] with the group option files of user folders
+    /// (`--config-dir DIR`, [`UserConfigs::load`]), which replace built-in options of the same
+    /// name and add new ones.
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::compose`].
+    pub fn compose_with<S: AsRef<str>>(
+        overrides: &[S],
+        user: &UserConfigs,
+    ) -> Result<Config, ConfigError> {
         let parsed = overrides
             .iter()
             .map(|o| overrides::parse(o.as_ref()))
@@ -105,12 +121,12 @@ impl Config {
 
         let (mut defaults, primary) = primary_config()?;
         for o in parsed.iter().filter(|o| o.kind == Kind::Select) {
-            let valid = registry::options(&o.key).unwrap_or_default();
-            if !valid.contains(&o.value.as_str()) {
+            let valid = user.options(&o.key);
+            if !valid.contains(&o.value) {
                 return Err(ConfigError::UnknownOption {
                     group: o.key.clone(),
                     option: o.value.clone(),
-                    valid: valid.iter().map(|s| s.to_string()).collect(),
+                    valid,
                 });
             }
             for entry in defaults.iter_mut() {
@@ -129,7 +145,11 @@ impl Config {
                 Entry::SelfConfig => tree.merge(primary.clone()),
                 Entry::Group(group, option) => {
                     let mut node = Value::Map(Vec::new());
-                    node.set(group, group_file(group, option)?);
+                    let file = match user.get(group, option) {
+                        Some(v) => v.clone(),
+                        None => group_file(group, option)?,
+                    };
+                    node.set(group, file);
                     tree.merge(node);
                     choices.push((group.clone(), option.clone()));
                 }
