@@ -65,7 +65,7 @@ fn read_jsonl(p: &Path) -> Vec<Value> {
 fn metrics(run: &Path) -> (Vec<Value>, Vec<Value>) {
     let strip = |mut v: Value| {
         let m = v.as_object_mut().unwrap();
-        for k in ["wall_time", "data_time", "batch_time"] {
+        for k in ["wall_time", "data_time", "batch_time", "time"] {
             m.remove(k);
         }
         v
@@ -428,12 +428,90 @@ fn ctrl_c_stops_after_the_iteration_with_exit_130_and_resume_finishes() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted at epoch"), "{err}");
+    // Ctrl-C saved `last` where it stopped (mid-epoch, or after the training phase).
+    let state = last_state(&run);
+    assert!(state["epoch"].as_u64().unwrap() >= 1, "{state}");
     assert!(
-        run.join("last.json").is_file(),
-        "the epoch-0 checkpoint is kept"
+        state["extra"]["partial"]["iteration"].as_u64().unwrap() >= 1,
+        "{state}"
     );
     let mut a = args.clone();
     a.push("train.resume=true".into());
-    train(&a);
-    assert!(run.join("summary.json").is_file());
+    let out = train(&a);
+    assert!(
+        out.contains("resumed from") && out.contains(", iteration"),
+        "{out}"
+    );
+    let whole = f.root.join("whole");
+    train(&base_args(&f.data, &whole, 3));
+    assert_eq!(
+        (metrics(&run), summary(&run)),
+        (metrics(&whole), summary(&whole))
+    );
+}
+
+/// The training state of a run folder's `last` checkpoint.
+fn last_state(run: &Path) -> Value {
+    let p: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("last.json")).unwrap()).unwrap();
+    p["state"].clone()
+}
+
+#[test]
+fn mid_epoch_checkpoints_resume_exactly() {
+    let f = fixture();
+    let whole = f.root.join("whole");
+    train(&base_args(&f.data, &whole, 3));
+    let want = (metrics(&whole), summary(&whole));
+    // train.checkpoint_every=1: `last` after every iteration; a SIGKILL loses at most one.
+    let run = f.root.join("killed");
+    let mut a = base_args(&f.data, &run, 3);
+    a.push("train.checkpoint_every=1".into());
+    a.push("train.resume=true".into());
+    let mut mid_epoch_resumes = 0;
+    for delay in [None, Some(400u64), Some(1000)] {
+        if let Ok(text) = std::fs::read_to_string(run.join("last.json")) {
+            mid_epoch_resumes += usize::from(text.contains("\"partial\""));
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mbls"))
+            .arg("train")
+            .args(&a)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        match delay {
+            // after the second iteration record of epoch 1 (iteration 5 of 12)
+            None => loop {
+                let text =
+                    std::fs::read_to_string(run.join("iterations.jsonl")).unwrap_or_default();
+                if text.contains("\"iter\":5") || t.elapsed() > Duration::from_secs(120) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            },
+            Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
+        }
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+        }
+        let _ = child.wait();
+    }
+    eprintln!("last after the kills: {}", last_state(&run));
+    let out = train(&a);
+    assert!(out.contains("resumed from"), "{out}");
+    assert!(
+        mid_epoch_resumes >= 1,
+        "no kill left a mid-epoch checkpoint"
+    );
+    assert_eq!((metrics(&run), summary(&run)), want);
+    // The mid-epoch state files are gone once the epochs are complete.
+    let left: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

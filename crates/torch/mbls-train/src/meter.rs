@@ -24,7 +24,8 @@ pub trait Meter {
     fn update(&mut self, logits: &Tensor, targets: &Tensor) -> Result<BatchStats, TrainError>;
     /// The phase's metrics so far.
     fn finish(&self) -> Result<(Metrics, Option<ClassificationMetrics>), TrainError>;
-    /// The logits and labels seen, when the phase keeps them (evaluation phases).
+    /// The outputs and targets seen so far (for temperature scaling, `test.save_logits`, and
+    /// the state of a training epoch saved by a mid-epoch checkpoint), when the task keeps them.
     fn kept(&self) -> Option<(&[f32], &[i64])>;
 }
 
@@ -39,9 +40,9 @@ pub struct ClassifyMeter {
 }
 
 impl ClassifyMeter {
-    /// A meter for `classes` classes and `num_bins` calibration bins; evaluation phases keep
-    /// their logits (for temperature scaling and `test.save_logits`) and the confidences of
-    /// the adaptive ECE.
+    /// A meter for `classes` classes and `num_bins` calibration bins. It keeps the logits
+    /// (`N x C` floats: for temperature scaling, `test.save_logits` and mid-epoch
+    /// checkpoints); evaluation phases also keep the confidences of the adaptive ECE.
     pub fn new(classes: usize, num_bins: usize, phase: Phase) -> Result<Self, TrainError> {
         let eval = phase != Phase::Train;
         let opts = ClassificationOptions {
@@ -110,10 +111,8 @@ impl Meter for ClassifyMeter {
             }
         }
         let n = labels.len().max(1) as f64;
-        if self.phase != Phase::Train {
-            self.logits.extend_from_slice(&scores);
-            self.labels.extend_from_slice(&labels);
-        }
+        self.logits.extend_from_slice(&scores);
+        self.labels.extend_from_slice(&labels);
         Ok(BatchStats {
             acc: hits as f64 / n,
             mean_diffs: diffs / n,
@@ -144,6 +143,6 @@ impl Meter for ClassifyMeter {
     }
 
     fn kept(&self) -> Option<(&[f32], &[i64])> {
-        (self.phase != Phase::Train).then_some((&self.logits[..], &self.labels[..]))
+        Some((&self.logits[..], &self.labels[..]))
     }
 }

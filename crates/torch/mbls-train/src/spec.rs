@@ -77,6 +77,8 @@ pub struct TrainSpec {
     pub keep_checkpoint_interval: u64,
     /// Channels-last memory format for training and evaluation (convolutional models).
     pub channels_last: bool,
+    /// Also save `last` every N training iterations (0: only at the end of each epoch).
+    pub checkpoint_every: u64,
 }
 
 /// `calibrate.*`.

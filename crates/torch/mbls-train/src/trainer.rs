@@ -35,7 +35,7 @@ pub struct RunOptions {
 }
 
 /// Keys that may differ when a run is resumed.
-const RESUMABLE_CHANGES: &[&str] = &["train.max_epoch", "train.resume"];
+const RESUMABLE_CHANGES: &[&str] = &["train.max_epoch", "train.resume", "train.checkpoint_every"];
 
 fn device_of(name: &str) -> Result<Device, TrainError> {
     if name == "cpu" {
@@ -167,6 +167,19 @@ impl LossMeter {
         }
         self.weight += w;
     }
+    /// Continues the sums of a mid-epoch checkpoint.
+    fn restore(&mut self, sums: &[f64], weight: f64) -> Result<(), TrainError> {
+        if sums.len() != self.sums.len() {
+            return Err(TrainError::Config(format!(
+                "the mid-epoch checkpoint holds {} loss terms, the loss has {}",
+                sums.len(),
+                self.sums.len()
+            )));
+        }
+        self.sums = sums.to_vec();
+        self.weight = weight;
+        Ok(())
+    }
     fn means(&self) -> Vec<(String, f64)> {
         let w = self.weight.max(f64::MIN_POSITIVE);
         self.names
@@ -174,6 +187,153 @@ impl LossMeter {
             .zip(&self.sums)
             .map(|(n, s)| (n.to_string(), s / w))
             .collect()
+    }
+}
+
+/// Where a mid-epoch checkpoint (`train.checkpoint_every`, or Ctrl-C) left the training
+/// epoch `TrainState::epoch`: stored as `extra.partial` of `last`, beside a `.npz` file with
+/// the outputs and targets of the batches done, which are replayed into the epoch's meter on
+/// resume (in their batch sizes, so that its sums are those of the uninterrupted epoch).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Partial {
+    /// The next iteration of the epoch (the loader starts there).
+    iteration: usize,
+    /// Samples trained on in the epoch so far.
+    seen: usize,
+    /// The loss meter's weighted sums and weight.
+    loss_sums: Vec<f64>,
+    loss_weight: f64,
+    /// The `.npz` of the epoch's outputs so far (in the run folder).
+    file: String,
+}
+
+/// The file prefix of mid-epoch meter states.
+const PARTIAL_PREFIX: &str = "last.partial.";
+
+/// The state of a training epoch in progress.
+struct EpochState {
+    meter: Box<dyn Meter>,
+    losses: LossMeter,
+    seen: usize,
+    /// Batch sizes so far (to replay the meter in the same batches).
+    sizes: Vec<usize>,
+}
+
+impl EpochState {
+    fn new(task: &dyn Task, loss: &dyn Loss) -> Result<Self, TrainError> {
+        Ok(EpochState {
+            meter: task.meter(Phase::Train)?,
+            losses: LossMeter::new(loss.term_names()),
+            seen: 0,
+            sizes: Vec::new(),
+        })
+    }
+
+    /// Writes the epoch's outputs so far to `dir/file` (atomically) and returns the
+    /// [`Partial`] that names it.
+    fn save(&self, dir: &Path, epoch: u64, iteration: usize) -> Result<Partial, TrainError> {
+        let (logits, labels) = self.meter.kept().ok_or_else(|| {
+            TrainError::Config(
+                "train.checkpoint_every: this task's meter keeps no outputs to resume from                  mid-epoch; use train.checkpoint_every=0"
+                    .into(),
+            )
+        })?;
+        let file = format!("{PARTIAL_PREFIX}e{epoch}.i{iteration}.npz");
+        let n = labels.len();
+        let classes = logits.len().checked_div(n).unwrap_or(0);
+        let bad = |e: mbls_npy::NpyError| TrainError::Config(format!("{file}: {e}"));
+        let l = mbls_npy::NpyArray::from_slice(&[n, classes], logits).map_err(bad)?;
+        let y = mbls_npy::NpyArray::from_slice(&[n], labels).map_err(bad)?;
+        let sizes: Vec<i64> = self.sizes.iter().map(|&s| s as i64).collect();
+        let z = mbls_npy::NpyArray::from_slice(&[sizes.len()], &sizes).map_err(bad)?;
+        mbls_npy::write_npz(
+            dir.join(&file),
+            &[("logits", &l), ("labels", &y), ("sizes", &z)],
+        )
+        .map_err(bad)?;
+        Ok(Partial {
+            iteration,
+            seen: self.seen,
+            loss_sums: self.losses.sums.clone(),
+            loss_weight: self.losses.weight,
+            file,
+        })
+    }
+
+    /// The state a mid-epoch checkpoint saved: its outputs replayed into a new meter.
+    fn restore(
+        task: &dyn Task,
+        loss: &dyn Loss,
+        dir: &Path,
+        p: &Partial,
+    ) -> Result<Self, TrainError> {
+        let mut st = EpochState::new(task, loss)?;
+        let path = dir.join(&p.file);
+        let bad = |m: String| TrainError::Config(format!("{}: {m}", path.display()));
+        if p.file.contains(['/', '\\']) || !p.file.starts_with(PARTIAL_PREFIX) {
+            return Err(bad("not a mid-epoch state file name".into()));
+        }
+        let mut arrays = mbls_npy::read_npz(&path).map_err(|e| bad(e.to_string()))?;
+        let mut take = |k: &str| {
+            arrays
+                .remove(k)
+                .ok_or_else(|| bad(format!("no `{k}` array")))
+        };
+        let (l, y, z) = (take("logits")?, take("labels")?, take("sizes")?);
+        let logits = l
+            .to_f32()
+            .ok_or_else(|| bad("logits are not float32".into()))?;
+        let labels = y
+            .to_i64()
+            .ok_or_else(|| bad("labels are not integers".into()))?;
+        let sizes = z
+            .to_i64()
+            .ok_or_else(|| bad("sizes are not integers".into()))?;
+        let n = labels.len();
+        let total: i64 = sizes.iter().sum();
+        if l.shape.len() != 2
+            || l.shape[0] != n
+            || sizes.iter().any(|&s| s <= 0)
+            || total != n as i64
+            || n != p.seen
+            || sizes.len() != p.iteration
+        {
+            return Err(bad(format!(
+                "inconsistent mid-epoch state (logits {:?}, {n} labels, {} batches summing \
+                 to {total}; the checkpoint says {} samples in {} iterations)",
+                l.shape,
+                sizes.len(),
+                p.seen,
+                p.iteration
+            )));
+        }
+        let c = l.shape[1];
+        let mut at = 0usize;
+        for &s in &sizes {
+            let s = s as usize;
+            let lt = Tensor::from_slice(&logits[at * c..(at + s) * c]).view([s as i64, c as i64]);
+            let yt = Tensor::from_slice(&labels[at..at + s]);
+            st.meter.update(&lt, &yt)?;
+            st.sizes.push(s);
+            at += s;
+        }
+        st.seen = p.seen;
+        st.losses.restore(&p.loss_sums, p.loss_weight)?;
+        Ok(st)
+    }
+}
+
+/// Deletes the mid-epoch state files of `dir` except `keep`. Best effort.
+fn remove_partials(dir: &Path, keep: Option<&str>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(PARTIAL_PREFIX) && name.ends_with(".npz") && Some(name.as_str()) != keep
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 
@@ -353,11 +513,39 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
         None
     };
     let start_epoch = resume_state.as_ref().map_or(0, |s| s.epoch);
+    let partial: Option<Partial> = match resume_state.as_ref().and_then(|s| s.extra.get("partial"))
+    {
+        Some(v) if !v.is_null() => Some(serde_json::from_value(v.clone()).map_err(|e| {
+            TrainError::Config(format!(
+                "{}: the last checkpoint's mid-epoch state: {e}",
+                run_dir.display()
+            ))
+        })?),
+        _ => None,
+    };
 
     // Everything that can fail on bad input is checked before the run folder is touched.
     let task = task::open(spec)?;
     let mut loss = build_loss(&spec.loss)?;
-    let keep = |r: &Record| (r.phase == "Train" || r.phase == "Val") && r.epoch < start_epoch;
+    let iters_per_epoch = task.train_source().num_batches() as u64;
+    if let (Some(p), Some(s)) = (&partial, &resume_state) {
+        let saved = s.extra.get("iterations_per_epoch").and_then(Value::as_u64);
+        if saved != Some(iters_per_epoch) || p.iteration as u64 > iters_per_epoch {
+            return Err(TrainError::Config(format!(
+                "{}: the last checkpoint stopped at iteration {} of an epoch of {saved:?} \
+                 iterations; this data gives {iters_per_epoch}",
+                run_dir.display(),
+                p.iteration
+            )));
+        }
+    }
+    // Records before the resume point are kept; those after it are written again.
+    let resume_iter =
+        start_epoch * iters_per_epoch + partial.as_ref().map_or(0, |p| p.iteration as u64);
+    let keep = |r: &Record| match r.iter {
+        Some(it) => r.phase == "Train" && it < resume_iter,
+        None => (r.phase == "Train" || r.phase == "Val") && r.epoch < start_epoch,
+    };
     let mut folder = RunFolder::open(&run_dir, "train.log", &keep, true)?;
     folder.write("config.yaml", &spec.config.to_yaml())?;
     {
@@ -402,9 +590,12 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
         best_epoch = state.best_epoch;
         best_score = state.best_score;
         folder.say(&format!(
-            "resumed from {} at epoch {} (best {} at epoch {})",
+            "resumed from {} at epoch {}{} (best {} at epoch {})",
             ckpt.weights_path("last")?.display(),
             s.epoch,
+            partial
+                .as_ref()
+                .map_or(String::new(), |p| format!(", iteration {}", p.iteration)),
             best_score.map_or("-".into(), |v: f64| format!("{v:.5}")),
             best_epoch.map_or("-".into(), |e: u64| e.to_string())
         ));
@@ -429,19 +620,55 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
     ));
     let stop = stop_flag();
     let train_src = task.train_source();
-    let iters_per_epoch = train_src.num_batches() as u64;
     let names: Vec<String> = net.names().to_vec();
+    let mut partial = partial;
+    // `last` mid-epoch: the epoch's meter state, then the weights and optimizer; the pointer
+    // names the state file, so a kill at any moment leaves a consistent pair.
+    let save_mid = |st: &EpochState,
+                    epoch: u64,
+                    next: usize,
+                    opt: &dyn Optimizer,
+                    sched: &Scheduler,
+                    best: (Option<u64>, Option<f64>)|
+     -> Result<(), TrainError> {
+        let p = st.save(&run_dir, epoch, next)?;
+        let file = p.file.clone();
+        let state = TrainState {
+            epoch,
+            best_epoch: best.0,
+            best_score: best.1,
+            val_score: None,
+            scheduler: serde_json::to_value(sched)
+                .map_err(|e| TrainError::Config(format!("scheduler state: {e}")))?,
+            loss: Value::Null,
+            extra: serde_json::json!({
+                "config": config_json(spec),
+                "seed": spec.seed,
+                "iterations_per_epoch": iters_per_epoch,
+                "partial": p,
+            }),
+        };
+        ckpt.save("last", &net.vs, &names, Some(opt), &state)?;
+        remove_partials(&run_dir, Some(&file));
+        Ok(())
+    };
 
     for epoch in start_epoch..spec.train.max_epoch {
         // ---- training epoch
         let lr = opt.lr();
-        let mut meter = task.meter(Phase::Train)?;
-        let mut losses = LossMeter::new(loss.term_names());
+        let (mut st, first) = match partial.take() {
+            Some(p) => (
+                EpochState::restore(task.as_ref(), loss.as_ref(), &run_dir, &p)?,
+                p.iteration,
+            ),
+            None => (EpochState::new(task.as_ref(), loss.as_ref())?, 0),
+        };
         folder.start_bar(train_src.num_batches(), "Train");
         let t_epoch = Instant::now();
         let mut t_end = Instant::now();
-        let mut seen = 0usize;
-        for (i, b) in train_src.epoch(epoch, 0).enumerate() {
+        let seen0 = st.seen;
+        for (k, b) in train_src.epoch(epoch, first).enumerate() {
+            let i = first + k;
             let b = b?;
             let data_time = t_end.elapsed().as_secs_f64();
             let x = net.input(&b.inputs)?;
@@ -467,9 +694,10 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
             }
             opt.step()?;
             let bs = b.targets.size()[0] as usize;
-            seen += bs;
-            losses.add(&values, bs as f64);
-            let stats = meter.update(&logits, &y)?;
+            st.seen += bs;
+            st.sizes.push(bs);
+            st.losses.add(&values, bs as f64);
+            let stats = st.meter.update(&logits, &y)?;
             let batch_time = t_end.elapsed().as_secs_f64();
             t_end = Instant::now();
             folder.bar_update(
@@ -478,7 +706,7 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
                     "loss {:.4} acc {:.3} {:.1} img/s",
                     values[0].1,
                     stats.acc,
-                    seen as f64 / t_epoch.elapsed().as_secs_f64().max(1e-9)
+                    (st.seen - seen0) as f64 / t_epoch.elapsed().as_secs_f64().max(1e-9)
                 ),
             );
             if (i + 1) % spec.log_period == 0 {
@@ -505,34 +733,52 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
                     values: v,
                 })?;
             }
-            if stop.load(Ordering::Relaxed) {
+            let interrupted = stop.load(Ordering::Relaxed);
+            let global = epoch * iters_per_epoch + i as u64 + 1;
+            let every = spec.train.checkpoint_every;
+            if interrupted || (every > 0 && global % every == 0 && (i as u64 + 1) < iters_per_epoch)
+            {
+                folder.flush()?;
+                save_mid(
+                    &st,
+                    epoch,
+                    i + 1,
+                    opt.as_ref(),
+                    &sched,
+                    (best_epoch, best_score),
+                )?;
+            }
+            if interrupted {
                 folder.end_bar();
-                let _ = folder.flush();
                 return Err(TrainError::Interrupted {
                     epoch,
                     iteration: i,
                     what: format!(
-                        "the last checkpoint (epoch {start}) is kept; continue with \
+                        "saved `last` at epoch {epoch}, iteration {}; continue with \
                          train.resume=true hydra.run.dir={}",
+                        i + 1,
                         run_dir.display(),
-                        start = ckpt.state("last").map_or(0, |s| s.epoch)
                     ),
                 });
             }
         }
         folder.end_bar();
-        let (train_metrics, _) = meter.finish()?;
+        let train_time = t_epoch.elapsed().as_secs_f64();
+        let (train_metrics, _) = st.meter.finish()?;
         let mut extra = vec![("lr".to_string(), lr)];
         if let Some(a) = loss.scheduled_alpha() {
             extra.push(("alpha".to_string(), a));
         }
-        let train_result = PhaseResult::new("Train", seen as u64, losses.means(), &train_metrics);
-        let rec = phase_record("Train", epoch, &train_result, &extra);
+        let train_result =
+            PhaseResult::new("Train", st.seen as u64, st.losses.means(), &train_metrics);
+        let mut rec = phase_record("Train", epoch, &train_result, &extra);
         print_phase(&mut folder, "Train", epoch, &rec);
+        rec.values.push(("time".into(), train_time));
         folder.epoch(rec)?;
 
-        // ---- validation
-        let (val, _, _) = evaluate(
+        // ---- validation (Ctrl-C here keeps the finished training epoch)
+        let t_val = Instant::now();
+        let evaluated = evaluate(
             &net,
             loss.as_ref(),
             task.as_ref(),
@@ -541,9 +787,36 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
             epoch,
             &mut folder,
             &stop,
-        )?;
-        let rec = phase_record("Val", epoch, &val, &[]);
+        );
+        let val = match evaluated {
+            Ok((val, _, _)) => val,
+            Err(TrainError::Interrupted { iteration, .. }) => {
+                let n = iters_per_epoch as usize;
+                folder.flush()?;
+                save_mid(
+                    &st,
+                    epoch,
+                    n,
+                    opt.as_ref(),
+                    &sched,
+                    (best_epoch, best_score),
+                )?;
+                return Err(TrainError::Interrupted {
+                    epoch,
+                    iteration,
+                    what: format!(
+                        "during Val; saved `last` after the training phase of epoch {epoch}; \
+                         continue with train.resume=true hydra.run.dir={}",
+                        run_dir.display()
+                    ),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let mut rec = phase_record("Val", epoch, &val, &[]);
         print_phase(&mut folder, "Val", epoch, &rec);
+        rec.values
+            .push(("time".into(), t_val.elapsed().as_secs_f64()));
         folder.epoch(rec)?;
 
         // ---- scheduler, alpha schedule, checkpoints
@@ -610,6 +883,7 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
             }
         }
         ckpt.save("last", &net.vs, &names, Some(opt.as_ref()), &state)?;
+        remove_partials(&run_dir, None);
         folder.say(&format!(
             "Epoch[{epoch}] Best {} on Val : {:.5} at epoch {}",
             task.main_metric(),
