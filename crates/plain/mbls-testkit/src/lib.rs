@@ -43,6 +43,36 @@ pub fn skip(reason: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
 }
 
+/// The `loss` subtree of the built-in configuration with `loss=<name>` (its group file: the
+/// only place where loss defaults live), with the entries of `overrides` (a JSON object, or
+/// null for none)
+/// replacing or adding to it: the parameters a test gives `LossSpec::from_params`.
+///
+/// # Panics
+/// When `name` is not a loss option of the built-in configuration, or `overrides` is not a
+/// JSON object.
+pub fn loss_params(
+    name: &str,
+    overrides: &serde_json::Value,
+) -> serde_json::Map<String, serde_json::Value> {
+    let cfg = mbls_config::Config::compose(&[format!("loss={name}").as_str()])
+        .unwrap_or_else(|e| panic!("loss={name}: {e}"));
+    let tree = serde_json::to_value(cfg.get("loss").expect("a loss section"))
+        .expect("the config converts to JSON");
+    let serde_json::Value::Object(mut m) = tree else {
+        panic!("loss: not a mapping")
+    };
+    if !overrides.is_null() {
+        for (k, v) in overrides
+            .as_object()
+            .expect("overrides: a JSON object or null")
+        {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 
 use mbls_engine::losses::{LossSpec, build_loss};
 use mbls_engine::tch::{self, Device, Kind, Tensor};
-use serde_json::{Map, json};
+use serde_json::json;
 use std::time::Instant;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -65,12 +65,28 @@ fn main() {
         // MMCE is O(N^2) in the number of pixels (as in the reference): not run on dense input
         let built: Vec<_> = names
             .iter()
-            .map(|n| build_loss(&LossSpec::from_params(n, &Map::new()).unwrap()).unwrap())
+            .map(|n| {
+                build_loss(
+                    &LossSpec::from_params(
+                        n,
+                        &mbls_testkit::loss_params(n, &serde_json::json!({})),
+                    )
+                    .unwrap(),
+                )
+                .unwrap()
+            })
             .collect();
         // Each loss is timed in interleaved pairs with CE (alternating which runs first), so
         // that drift on a shared machine and one loss's cache or allocator effects on the
         // next affect both sides of a ratio alike.
-        let ce = build_loss(&LossSpec::from_params("ce", &Map::new()).unwrap()).unwrap();
+        let ce = build_loss(
+            &LossSpec::from_params(
+                "ce",
+                &mbls_testkit::loss_params("ce", &serde_json::json!({})),
+            )
+            .unwrap(),
+        )
+        .unwrap();
         let time_one = |loss: &dyn mbls_engine::losses::Loss| {
             let x = logits.detach().set_requires_grad(true);
             let t = Instant::now();

@@ -4,9 +4,12 @@
 //!
 //! ```text
 //! bench_models MODEL [--steps N] [--batch B] [--threads T] [--channels-last] [--only train|inference]
+//!              [--loss NAME] [--clip MAX]
 //! bench_models MODEL --feed DATA [--steps N]   # DATA: cifar10-jpg.tar.gz or its train/ folder
 //! ```
-//! A step is forward (train mode) + CE + backward + SGD (momentum 0.9, weight decay 5e-4).
+//! A step is forward (train mode) + loss (CE, or `--loss NAME` with the built-in config's
+//! parameters of that loss group) + backward (+ clipping of the gradients' 2-norm at `--clip
+//! MAX`, as the trainer does) + SGD (momentum 0.9, weight decay 5e-4).
 //! Prints one JSON line per measurement (median seconds and images per second).
 
 use mbls_data::augment::{Compose, Normalize, RandomCrop, RandomHorizontalFlip};
@@ -34,6 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model_name = args.next().ok_or("usage: bench_models MODEL [options]")?;
     let (mut steps, mut batch, mut threads, mut cl, mut feed) = (5usize, 128i64, 2i32, false, None);
     let mut only: Option<String> = None;
+    let (mut loss_name, mut clip) = ("ce".to_string(), None::<f64>);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--steps" => steps = args.next().ok_or("--steps N")?.parse()?,
@@ -47,6 +51,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .replace("train_step", "train"),
                 )
             }
+            "--loss" => loss_name = args.next().ok_or("--loss NAME")?,
+            "--clip" => clip = Some(args.next().ok_or("--clip MAX")?.parse()?),
             "--feed" => feed = Some(PathBuf::from(args.next().ok_or("--feed DATA")?)),
             other => return Err(format!("unknown argument {other}").into()),
         }
@@ -68,13 +74,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..SgdConfig::default()
         },
     )?;
-    let ce = build_loss(&LossSpec::from_params("ce", &serde_json::Map::new())?)?;
+    let loss_fn = build_loss(&LossSpec::from_params(
+        &loss_name,
+        &mbls_testkit::loss_params(&loss_name, &serde_json::Value::Null),
+    )?)?;
     let mut step = |x: &Tensor, y: &Tensor| -> Result<f64, Box<dyn std::error::Error>> {
         let t = Instant::now();
         let out = model.forward_t(x, true);
-        let loss = ce.forward(&out, y)?;
+        let loss = loss_fn.forward(&out, y)?;
         opt.zero_grad();
         loss.total().backward();
+        if let Some(max) = clip {
+            opt.clip_grad_norm(max, 2.0)?;
+        }
         opt.step()?;
         let _ = loss.total().double_value(&[]);
         Ok(t.elapsed().as_secs_f64())
@@ -85,7 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let fixed_y = Tensor::randint(classes, [batch], (Kind::Int64, Device::Cpu));
     let tag = json!({"impl": "mbls", "model": model_name, "batch": batch, "threads": threads,
-                     "channels_last": cl});
+                     "channels_last": cl, "loss": loss_name, "clip": clip});
     let report = |what: &str, times: Vec<f64>| {
         let m = median(times);
         let mut r = tag.clone();

@@ -29,7 +29,8 @@ fn every_loss_case_matches_values_and_gradients() {
             serde_json::from_str(&std::fs::read_to_string(case.join("expected.json")).unwrap())
                 .unwrap();
         let name = e["loss"].as_str().unwrap();
-        let spec = LossSpec::from_params(name, e["params"].as_object().unwrap()).unwrap();
+        let spec =
+            LossSpec::from_params(name, &mbls_testkit::loss_params(name, &e["params"])).unwrap();
         let loss = build_loss(&spec).unwrap();
         let logits = read_f32(&case.join("logits.npy")).set_requires_grad(true);
         let targets = read_i64(&case.join("targets.npy"));

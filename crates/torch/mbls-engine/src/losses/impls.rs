@@ -554,10 +554,10 @@ impl Loss for LogitMarginL1 {
 mod tests {
     use super::super::{LossSpec, build_loss};
     use super::*;
-    use serde_json::{Map, json};
+    use serde_json::json;
 
     fn spec(name: &str, params: serde_json::Value) -> Box<dyn Loss> {
-        build_loss(&LossSpec::from_params(name, params.as_object().unwrap_or(&Map::new())).unwrap())
+        build_loss(&LossSpec::from_params(name, &mbls_testkit::loss_params(name, &params)).unwrap())
             .unwrap()
     }
 

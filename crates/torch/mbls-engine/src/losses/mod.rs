@@ -33,10 +33,19 @@
 //! Plug-in use in your own training loop:
 //!
 //! ```no_run
-//! use mbls_engine::losses::{build_loss, LossSpec};
+//! use mbls_engine::losses::{build_loss, AlphaSchedule, LossSpec};
 //! use mbls_engine::tch::{Kind, Tensor};
 //!
-//! let mut loss = build_loss(&LossSpec::logit_margin(10.0, 0.1)).unwrap();
+//! let spec = LossSpec::LogitMargin {
+//!     margin: 10.0,
+//!     alpha: 0.1,
+//!     ignore_index: -100,
+//!     schedule: AlphaSchedule::Constant,
+//!     mu: 0.0,
+//!     max_alpha: 100.0,
+//!     step_size: 100,
+//! };
+//! let mut loss = build_loss(&spec).unwrap();
 //! let logits = Tensor::randn([8, 10], (Kind::Float, mbls_engine::tch::Device::Cpu)).set_requires_grad(true);
 //! let targets = Tensor::from_slice(&[0i64, 1, 2, 3, 4, 5, 6, 7]);
 //! let terms = loss.forward(&logits, &targets).unwrap();
@@ -76,7 +85,17 @@ pub enum LossError {
         /// The valid parameters.
         allowed: String,
     },
-    /// A parameter value outside its range or of the wrong type.
+    /// A parameter that the parameters given do not hold.
+    #[error(
+        "loss '{loss}': parameter '{param}' is missing (the loss config group gives every parameter)"
+    )]
+    MissingParam {
+        /// The loss.
+        loss: String,
+        /// The missing parameter.
+        param: String,
+    },
+    /// A parameter value of the wrong type or out of range.
     #[error("loss '{loss}': invalid {param} = {value}: {reason}")]
     InvalidParam {
         /// The loss.

@@ -1,4 +1,4 @@
-//! Losses chosen by name and parameters (the reference's config names and defaults).
+//! Losses chosen by name and parameters (the reference's config names; every parameter given, from the config's loss group files).
 
 use super::impls::*;
 use super::{Loss, LossError};
@@ -129,22 +129,7 @@ pub enum LossSpec {
     },
 }
 
-const DEFAULT_IGNORE: i64 = -100;
-
 impl LossSpec {
-    /// MbLS with the given margin and alpha, no schedule.
-    pub fn logit_margin(margin: f64, alpha: f64) -> Self {
-        LossSpec::LogitMargin {
-            margin,
-            alpha,
-            ignore_index: DEFAULT_IGNORE,
-            schedule: AlphaSchedule::Constant,
-            mu: 0.0,
-            max_alpha: 100.0,
-            step_size: 100,
-        }
-    }
-
     /// The config name.
     pub fn name(&self) -> &'static str {
         match self {
@@ -161,10 +146,10 @@ impl LossSpec {
         }
     }
 
-    /// Builds a spec from a loss name and its parameters (a JSON object, e.g. a config
-    /// subtree), with the reference's config defaults for missing parameters. Keys `name`,
-    /// `device` and `num_classes` are accepted and ignored; any other unknown key, a value of
-    /// the wrong type, or a value outside its range is an error.
+    /// Builds a spec from a loss name and all its parameters (a JSON object: the `loss`
+    /// subtree of a composed configuration, whose group files hold the defaults). Keys
+    /// `name`, `device` and `num_classes` are accepted and ignored; a missing parameter, any
+    /// other unknown key, a value of the wrong type, or a value outside its range is an error.
     pub fn from_params(name: &str, params: &Map<String, Value>) -> Result<Self, LossError> {
         let allowed: &[&str] = match name {
             "ce" | "brier" => &["ignore_index"],
@@ -203,14 +188,14 @@ impl LossSpec {
             loss: name,
             map: params,
         };
-        let ignore_index = p.int("ignore_index", DEFAULT_IGNORE)?;
+        let ignore_index = p.int("ignore_index")?;
         let spec = match name {
             "ce" => LossSpec::Ce { ignore_index },
             "brier" => LossSpec::Brier { ignore_index },
             "ls" => LossSpec::Ls {
-                alpha: p.float("alpha", 0.05)?,
+                alpha: p.float("alpha")?,
                 ignore_index,
-                reduction: match p.string("reduction", "mean")?.as_str() {
+                reduction: match p.string("reduction")?.as_str() {
                     "mean" => Reduction::Mean,
                     "sum" => Reduction::Sum,
                     "none" => Reduction::None,
@@ -220,36 +205,36 @@ impl LossSpec {
                 },
             },
             "focal" => LossSpec::Focal {
-                gamma: p.float("gamma", 3.0)?,
+                gamma: p.float("gamma")?,
                 ignore_index,
-                size_average: p.boolean("size_average", true)?,
+                size_average: p.boolean("size_average")?,
             },
             "focal_adaptive" => LossSpec::FocalAdaptive {
-                gamma: p.float("gamma", 3.0)?,
+                gamma: p.float("gamma")?,
                 ignore_index,
-                size_average: p.boolean("size_average", true)?,
+                size_average: p.boolean("size_average")?,
             },
             "penalty_ent" => LossSpec::PenaltyEnt {
-                alpha: p.float("alpha", 0.1)?,
+                alpha: p.float("alpha")?,
                 ignore_index,
             },
             "penalty_l1" => LossSpec::PenaltyL1 {
-                alpha: p.float("alpha", 1.0)?,
+                alpha: p.float("alpha")?,
                 ignore_index,
             },
             "mmce" => LossSpec::Mmce {
-                lamda: p.float("lamda", 1.0)?,
+                lamda: p.float("lamda")?,
                 ignore_index,
             },
             "mmce_weighted" => LossSpec::MmceWeighted {
-                lamda: p.float("lamda", 1.0)?,
+                lamda: p.float("lamda")?,
                 ignore_index,
             },
             "logit_margin" => LossSpec::LogitMargin {
-                margin: p.float("margin", 10.0)?,
-                alpha: p.float("alpha", 0.1)?,
+                margin: p.float("margin")?,
+                alpha: p.float("alpha")?,
                 ignore_index,
-                schedule: match p.string("schedule", "")?.as_str() {
+                schedule: match p.string("schedule")?.as_str() {
                     "" => AlphaSchedule::Constant,
                     "add" => AlphaSchedule::Add,
                     "multiply" => AlphaSchedule::Multiply,
@@ -262,10 +247,10 @@ impl LossSpec {
                         ));
                     }
                 },
-                mu: p.float("mu", 0.0)?,
-                max_alpha: p.float("max_alpha", 100.0)?,
+                mu: p.float("mu")?,
+                max_alpha: p.float("max_alpha")?,
                 step_size: {
-                    let s = p.int("step_size", 100)?;
+                    let s = p.int("step_size")?;
                     if s < 1 {
                         return Err(p.invalid("step_size", &s.to_string(), "must be at least 1"));
                     }
@@ -421,36 +406,34 @@ impl Params<'_> {
             reason: reason.to_string(),
         }
     }
-    fn float(&self, k: &str, default: f64) -> Result<f64, LossError> {
-        match self.map.get(k) {
-            None => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .ok_or_else(|| self.invalid(k, &v.to_string(), "expected a number")),
-        }
+    /// The value of `k`: every parameter is given (the configuration's loss group files
+    /// are the only place where defaults live).
+    fn get(&self, k: &str) -> Result<&Value, LossError> {
+        self.map.get(k).ok_or_else(|| LossError::MissingParam {
+            loss: self.loss.to_string(),
+            param: k.to_string(),
+        })
     }
-    fn int(&self, k: &str, default: i64) -> Result<i64, LossError> {
-        match self.map.get(k) {
-            None => Ok(default),
-            Some(v) => v
-                .as_i64()
-                .ok_or_else(|| self.invalid(k, &v.to_string(), "expected an integer")),
-        }
+    fn float(&self, k: &str) -> Result<f64, LossError> {
+        let v = self.get(k)?;
+        v.as_f64()
+            .ok_or_else(|| self.invalid(k, &v.to_string(), "expected a number"))
     }
-    fn boolean(&self, k: &str, default: bool) -> Result<bool, LossError> {
-        match self.map.get(k) {
-            None => Ok(default),
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| self.invalid(k, &v.to_string(), "expected true or false")),
-        }
+    fn int(&self, k: &str) -> Result<i64, LossError> {
+        let v = self.get(k)?;
+        v.as_i64()
+            .ok_or_else(|| self.invalid(k, &v.to_string(), "expected an integer"))
     }
-    fn string(&self, k: &str, default: &str) -> Result<String, LossError> {
-        match self.map.get(k) {
-            None => Ok(default.to_string()),
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(Value::Null) => Ok(String::new()),
-            Some(v) => Err(self.invalid(k, &v.to_string(), "expected a string")),
+    fn boolean(&self, k: &str) -> Result<bool, LossError> {
+        let v = self.get(k)?;
+        v.as_bool()
+            .ok_or_else(|| self.invalid(k, &v.to_string(), "expected true or false"))
+    }
+    fn string(&self, k: &str) -> Result<String, LossError> {
+        match self.get(k)? {
+            Value::String(s) => Ok(s.clone()),
+            Value::Null => Ok(String::new()),
+            v => Err(self.invalid(k, &v.to_string(), "expected a string")),
         }
     }
 }
@@ -460,22 +443,41 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn obj(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    /// The built-in config's parameters of `loss`, with `v`'s entries over them.
+    fn obj_for(loss: &str, v: Value) -> Map<String, Value> {
+        mbls_testkit::loss_params(loss, &v)
     }
 
     #[test]
-    fn defaults_are_the_reference_config() {
-        let s = LossSpec::from_params("logit_margin", &Map::new()).unwrap();
-        assert_eq!(s, LossSpec::logit_margin(10.0, 0.1));
-        let s = LossSpec::from_params("ls", &Map::new()).unwrap();
+    fn the_config_group_files_give_every_parameter() {
+        let s = LossSpec::from_params("logit_margin", &obj_for("logit_margin", json!({}))).unwrap();
+        assert_eq!(
+            s,
+            LossSpec::LogitMargin {
+                margin: 10.0,
+                alpha: 0.1,
+                ignore_index: -100,
+                schedule: AlphaSchedule::Constant,
+                mu: 0.0,
+                max_alpha: 100.0,
+                step_size: 100,
+            }
+        );
+        let s = LossSpec::from_params("ls", &obj_for("ls", json!({}))).unwrap();
         assert!(matches!(s, LossSpec::Ls { alpha, .. } if alpha == 0.05));
         for n in LOSS_NAMES {
-            let s = LossSpec::from_params(n, &Map::new()).unwrap();
+            let s = LossSpec::from_params(n, &obj_for(n, json!({}))).unwrap();
             assert_eq!(s.name(), *n);
             let l = build_loss(&s).unwrap();
             assert_eq!(l.name(), *n);
         }
+        // no defaults in Rust: a parameter left out is named
+        let mut m = obj_for("logit_margin", json!({}));
+        m.remove("margin");
+        let e = LossSpec::from_params("logit_margin", &m)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'margin' is missing"), "{e}");
     }
 
     #[test]
@@ -487,32 +489,45 @@ mod tests {
             e.contains("unknown loss 'nope'") && e.contains("logit_margin"),
             "{e}"
         );
-        let e = LossSpec::from_params("logit_margin", &obj(json!({"margin": -1.0})))
-            .unwrap_err()
-            .to_string();
+        let e = LossSpec::from_params(
+            "logit_margin",
+            &obj_for("logit_margin", json!({"margin": -1.0})),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("margin") && e.contains(">= 0"), "{e}");
-        let e = LossSpec::from_params("ls", &obj(json!({"alpha": 1.5})))
+        let e = LossSpec::from_params("ls", &obj_for("ls", json!({"alpha": 1.5})))
             .unwrap_err()
             .to_string();
         assert!(e.contains("[0, 1]"), "{e}");
-        let e = LossSpec::from_params("focal", &obj(json!({"gamma": -0.5})))
+        let e = LossSpec::from_params("focal", &obj_for("focal", json!({"gamma": -0.5})))
             .unwrap_err()
             .to_string();
         assert!(e.contains("gamma"), "{e}");
-        let e = LossSpec::from_params("ce", &obj(json!({"marg": 1})))
+        let e = LossSpec::from_params("ce", &obj_for("ce", json!({"marg": 1})))
             .unwrap_err()
             .to_string();
         assert!(e.contains("no parameter 'marg'"), "{e}");
-        let e = LossSpec::from_params("logit_margin", &obj(json!({"schedule": "cosine"})))
-            .unwrap_err()
-            .to_string();
+        let e = LossSpec::from_params(
+            "logit_margin",
+            &obj_for("logit_margin", json!({"schedule": "cosine"})),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("schedule"), "{e}");
-        let e = LossSpec::from_params("logit_margin", &obj(json!({"alpha": "big"})))
-            .unwrap_err()
-            .to_string();
+        let e = LossSpec::from_params(
+            "logit_margin",
+            &obj_for("logit_margin", json!({"alpha": "big"})),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("expected a number"), "{e}");
         assert!(
-            LossSpec::from_params("ce", &obj(json!({"name": "ce", "ignore_index": 255}))).is_ok()
+            LossSpec::from_params(
+                "ce",
+                &obj_for("ce", json!({"name": "ce", "ignore_index": 255}))
+            )
+            .is_ok()
         );
     }
 }
