@@ -8,7 +8,7 @@ use mbls_data::cifar::{Cifar, CifarKind};
 use mbls_data::pipeline::{
     DataSpec, DatasetName, Pipelines, build, build_text, open_folder_splits,
 };
-use mbls_data::{DataError, Dataset, Loader, write_cifar_binary};
+use mbls_data::{DataError, Dataset, Loader, write_cifar_binary_splits};
 use mbls_train::spec::data_spec;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -20,6 +20,7 @@ use std::time::Instant;
     after_help = "Examples:\n  mbls data data=cifar10 data.data_root=data/cifar10\n  \
     mbls data data=folder data.data_root=cifar10-jpg.tar.gz seed=1 --json\n  \
     mbls data data=folder data.data_root=imgs/ --bench 50\n  \
+    mbls data data=mnist data.data_root=data/mnist\n  \
     mbls data convert --to cifar-binary cifar10-jpg.tar.gz data/cifar10\n  \
     mbls data download data=cifar10 data.data_root=data/cifar10"
 )]
@@ -123,7 +124,7 @@ fn loader_line(l: &Loader) -> String {
 }
 
 /// `f32` values as the shortest decimals that read back to them (0.4914, not 0.49140000343).
-fn short(values: &[f32; 3]) -> Vec<f64> {
+fn short(values: &[f32]) -> Vec<f64> {
     values
         .iter()
         .map(|v| v.to_string().parse().unwrap_or(f64::from(*v)))
@@ -184,7 +185,8 @@ fn describe(args: &DataArgs) -> Result<()> {
             "test": loader_json(&p.test),
             "val_is_test": p.val_is_test, "segmentation": p.segmentation,
             "train_transform": p.train_transform, "eval_transform": p.eval_transform,
-            "normalize": {"mean": short(&p.normalize.mean), "std": short(&p.normalize.std)},
+            "normalize": {"mean": short(p.normalize.channel_mean()),
+                "std": short(p.normalize.channel_std()), "channels": p.normalize.channels},
             "val_indices_head": head, "bench": b,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -227,6 +229,17 @@ fn print_text(spec: &DataSpec, p: &Pipelines, head: &[usize]) {
             "{} per class of the training set, NumPy seed {}",
             spec.val_samples_per_class, spec.seed
         )
+    } else if matches!(spec.name, DatasetName::Mnist | DatasetName::FashionMnist) {
+        let order = if spec.shuffle {
+            format!("NumPy seed {}", spec.seed)
+        } else {
+            "no shuffle".to_string()
+        };
+        format!(
+            "{} of the {} training images, {order}",
+            p.val_indices.len(),
+            p.train_indices.len() + p.val_indices.len()
+        )
     } else if spec.shuffle {
         format!(
             "{} of the training set, NumPy seed {}",
@@ -251,7 +264,8 @@ fn print_text(spec: &DataSpec, p: &Pipelines, head: &[usize]) {
     println!("           val/test: {}", pipeline_text(&p.eval_transform));
     println!(
         "normalize  mean {:?}  std {:?}",
-        p.normalize.mean, p.normalize.std
+        p.normalize.channel_mean(),
+        p.normalize.channel_std()
     );
     if p.segmentation {
         println!("targets    per-pixel masks (255 = ignore)");
@@ -311,10 +325,7 @@ fn convert(args: ConvertArgs) -> Result<()> {
     }
     let (train, test, format) = open_folder_splits(&args.src)?;
     let out = args.out.join("cifar-10-batches-bin");
-    let mut files = write_cifar_binary(&train, &out, true)?;
-    files.extend(write_cifar_binary(&test, &out, false)?);
-    files.sort();
-    files.dedup();
+    let files = write_cifar_binary_splits(&train, &test, &out)?;
     println!("read       {format}");
     println!(
         "wrote      {} train + {} test images, {} classes, to {}",

@@ -1,12 +1,14 @@
-//! `mbls data` as a user runs it: describe generated datasets (text and `--json`), time the
-//! training loader, convert an image-folder archive to CIFAR binary files and read them back, fail
-//! with exit code 2 and one line on bad input; and the real CIFAR-10 JPEG copy
-//! (`shared/data/cifar10-jpg.tar.gz`, skipped with a message when absent).
+//! `mbls data` as a user runs it: describe generated datasets (text and `--json`; CIFAR binary
+//! files, image folders, MNIST / Fashion-MNIST IDX files plain and gzipped), time the training
+//! loader, convert an image-folder archive to CIFAR binary files and read them back, fail with
+//! exit code 2 and one line on bad input (also truncated or mislabelled IDX files); and the real
+//! CIFAR-10 JPEG copy (`shared/data/cifar10-jpg.tar.gz`, skipped with a message when absent).
 
 use image::{ImageBuffer, Rgb, RgbImage};
 use mbls_data::cifar::{Cifar, CifarKind};
-use mbls_data::splits::cifar_split;
+use mbls_data::splits::{cifar_split, holdout_split};
 use mbls_data::{DataError, Dataset, Image, ImageFolder, Sample, Target, write_cifar_binary};
+use std::io::Write;
 use std::path::Path;
 
 mod common;
@@ -220,8 +222,9 @@ fn bad_input_exits_2_with_one_line() {
     let m = format!("data.data_root={}", missing.display());
     fails(&["data=cifar10", &m], "nothing-here");
     fails(&["data=folder", &m], "nothing-here");
-    fails(&["data=mnist"], "unknown option `mnist`");
-    fails(&["data.name=mnist"], "unknown dataset 'mnist'");
+    fails(&["data=svhn"], "unknown option `svhn`");
+    fails(&["data.name=svhn"], "unknown dataset 'svhn'");
+    fails(&["data=mnist", &m], "nothing-here");
     let empty = format!("data.data_root={}", tmp.path().display());
     fails(&["data=cifar10", &empty], "mbls data download data=cifar10");
     let txt = tmp.path().join("notes.txt");
@@ -260,6 +263,185 @@ fn bad_input_exits_2_with_one_line() {
         ],
         "32x32",
     );
+}
+
+/// An IDX file: the big-endian magic number and dimensions, then `body`; gzipped when `gzip`.
+fn idx_bytes(magic: u32, dims: &[u32], body: &[u8], gzip: bool) -> Vec<u8> {
+    let mut out = magic.to_be_bytes().to_vec();
+    for d in dims {
+        out.extend_from_slice(&d.to_be_bytes());
+    }
+    out.extend_from_slice(body);
+    if !gzip {
+        return out;
+    }
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(&out).unwrap();
+    e.finish().unwrap()
+}
+
+/// Writes the MNIST split `prefix` (`train` or `t10k`) of `n` 28x28 images, labels `i % 10`,
+/// into `dir` (with `.gz` names when `gzip`).
+fn idx_split(dir: &Path, prefix: &str, n: usize, gzip: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    let ext = if gzip { ".gz" } else { "" };
+    let pixels: Vec<u8> = (0..n * 784).map(|k| (k * 7 % 251) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    let images = idx_bytes(2051, &[n as u32, 28, 28], &pixels, gzip);
+    let labels = idx_bytes(2049, &[n as u32], &labels, gzip);
+    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte{ext}")), images).unwrap();
+    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte{ext}")), labels).unwrap();
+}
+
+#[test]
+fn describes_mnist_idx_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    // gzipped training files, plain test files
+    idx_split(tmp.path(), "train", 120, true);
+    idx_split(tmp.path(), "t10k", 30, false);
+    let root = format!("data.data_root={}", tmp.path().display());
+    let v = json(&["data=mnist", &root, "seed=4"]);
+    assert_eq!(v["dataset"], "mnist");
+    assert!(v["format"].as_str().unwrap().contains("MNIST IDX files"));
+    assert_eq!(v["num_classes"], 10);
+    assert_eq!(v["classes"][0], "0 - zero");
+    assert_eq!(v["train"]["samples"], 110);
+    assert_eq!(v["val"]["samples"], 10);
+    assert_eq!(v["test"]["samples"], 30);
+    assert_eq!(v["train"]["drop_last"], false);
+    assert_eq!(v["test"]["shuffle"], false);
+    assert_eq!(v["split_seed"], 4);
+    assert_eq!(v["train_transform"], serde_json::json!([]));
+    assert_eq!(v["normalize"]["mean"], serde_json::json!([0.1307]));
+    assert_eq!(v["normalize"]["std"], serde_json::json!([0.3081]));
+    assert_eq!(v["normalize"]["channels"], 1);
+    let head: Vec<usize> = serde_json::from_value(v["val_indices_head"].clone()).unwrap();
+    assert_eq!(head, holdout_split(120, 10, Some(4)).unwrap().1);
+
+    // text, and two training batches through the loader (1-channel images)
+    let text = ok(&[
+        "data=mnist",
+        &root,
+        "data.batch_size=50",
+        "data.num_workers=1",
+        "--bench",
+        "2",
+    ]);
+    assert!(
+        text.contains("sizes      train 110  val 10  test 30  (val = 10 of the 120"),
+        "{text}"
+    );
+    assert!(text.contains("training images, NumPy seed 1)"), "{text}");
+    assert!(
+        text.contains("train      3 batches of 50, random order"),
+        "{text}"
+    );
+    assert!(
+        text.contains("normalize  mean [0.1307]  std [0.3081]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bench      2 training batches, 100 images"),
+        "{text}"
+    );
+    let v = json(&["data=mnist", &root, "data.augment=true"]);
+    assert_eq!(
+        v["train_transform"],
+        serde_json::json!(["RandomCrop(28, padding=4)"])
+    );
+
+    // Fashion-MNIST in torchvision's layout, all files gzipped
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("FashionMNIST").join("raw");
+    idx_split(&raw, "train", 24, true);
+    idx_split(&raw, "t10k", 6, true);
+    let root = format!("data.data_root={}", tmp.path().display());
+    let v = json(&["data=fashion_mnist", &root]);
+    assert_eq!(v["dataset"], "fashion_mnist");
+    assert!(v["format"].as_str().unwrap().contains("Fashion-MNIST"));
+    assert_eq!(v["classes"][9], "Ankle boot");
+    assert_eq!(v["train"]["samples"], 22);
+    assert_eq!(v["val"]["samples"], 2);
+    assert_eq!(v["test"]["samples"], 6);
+    assert_eq!(v["normalize"]["mean"], serde_json::json!([0.286]));
+    assert_eq!(v["normalize"]["std"], serde_json::json!([0.353]));
+}
+
+/// A data root with valid MNIST files (train 24 plain, t10k 12 gzipped) after `corrupt`, and
+/// its `data.data_root=` override.
+fn corrupted_mnist(tmp: &Path, name: &str, corrupt: impl FnOnce(&Path)) -> String {
+    let dir = tmp.join(name);
+    idx_split(&dir, "train", 24, false);
+    idx_split(&dir, "t10k", 12, true);
+    corrupt(&dir);
+    format!("data.data_root={}", dir.display())
+}
+
+/// `mbls data data=mnist` on a corrupted root: exit 2, one `error:` line naming `file` and
+/// saying `what`.
+fn mnist_fails(root: &str, file: &str, what: &str) {
+    let err = common::fails("data", &["data=mnist", root], file);
+    assert!(err.contains(what), "{what:?} not in {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+}
+
+#[test]
+fn bad_mnist_files_exit_2_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let root = corrupted_mnist(t, "magic", |d| {
+        let p = d.join("train-images-idx3-ubyte");
+        let mut b = std::fs::read(&p).unwrap();
+        b[3] = 0x01; // 2051 -> 2049
+        std::fs::write(&p, b).unwrap();
+    });
+    mnist_fails(
+        &root,
+        "train-images-idx3-ubyte",
+        "IDX magic number 2049, expected 2051",
+    );
+    let root = corrupted_mnist(t, "magic-gz", |d| {
+        let labels = idx_bytes(2051, &[12], &[0; 12], true);
+        std::fs::write(d.join("t10k-labels-idx1-ubyte.gz"), labels).unwrap();
+    });
+    mnist_fails(
+        &root,
+        "t10k-labels-idx1-ubyte.gz",
+        "IDX magic number 2051, expected 2049",
+    );
+    let root = corrupted_mnist(t, "truncated", |d| {
+        let p = d.join("train-images-idx3-ubyte");
+        let b = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &b[..b.len() - 784]).unwrap();
+    });
+    mnist_fails(&root, "train-images-idx3-ubyte", "(truncated?)");
+    let root = corrupted_mnist(t, "truncated-gz", |d| {
+        let p = d.join("t10k-images-idx3-ubyte.gz");
+        let b = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &b[..b.len() / 2]).unwrap();
+    });
+    mnist_fails(&root, "t10k-images-idx3-ubyte.gz", "corrupt gzip data");
+    let root = corrupted_mnist(t, "header", |d| {
+        std::fs::write(d.join("train-labels-idx1-ubyte"), [0u8, 0, 8, 1, 0]).unwrap();
+    });
+    mnist_fails(&root, "train-labels-idx1-ubyte", "IDX header truncated");
+    let root = corrupted_mnist(t, "counts", |d| {
+        let labels = idx_bytes(2049, &[11], &[0; 11], true);
+        std::fs::write(d.join("t10k-labels-idx1-ubyte.gz"), labels).unwrap();
+    });
+    mnist_fails(
+        &root,
+        "t10k-labels-idx1-ubyte.gz",
+        "11 labels for the 12 images",
+    );
+    let root = corrupted_mnist(t, "missing", |d| {
+        std::fs::remove_file(d.join("train-labels-idx1-ubyte")).unwrap();
+    });
+    mnist_fails(&root, "train-labels-idx1-ubyte", "missing IDX file");
 }
 
 #[test]

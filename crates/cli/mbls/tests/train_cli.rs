@@ -360,6 +360,15 @@ fn bad_input_is_refused_and_names_the_problem() {
     a.push("+train.colour=1".into());
     common::fails("train", &a, "train.colour");
 
+    for (device, needle) in [
+        ("device=gpu", "expected cpu, cuda or cuda:N"),
+        ("device=cuda:x", "expected cpu, cuda or cuda:N"),
+        ("device=cuda:7", "no such CUDA device"),
+    ] {
+        let mut a = base_args(&f.data, &run, 1);
+        a.push(device.into());
+        common::fails("train", &a, needle);
+    }
     common::fails("train", &["loss=nonsense"], "nonsense");
     common::fails("train", &["model=resnet110"], "does not exist");
     common::fails("train", &["data=voc"], "task=segment");
@@ -514,4 +523,151 @@ fn mid_epoch_checkpoints_resume_exactly() {
         .filter(|n| n.contains("partial"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn the_reference_commands_run_with_only_the_program_name_changed() {
+    let f = fixture();
+    let root = f.root.join("tiny-imagenet-200");
+    let root = root.to_str().unwrap();
+    // README of the reference: MbLS, CE and LS on Tiny-ImageNet, as written.
+    for loss in [
+        "loss=logit_margin loss.margin=10.0 loss.alpha=0.1",
+        "loss=ce",
+        "loss=ls",
+    ] {
+        let cmd = format!(
+            "log_period=100 data=tiny_imagenet data.data_root={root} model=resnet50_tiny \
+             model.num_classes=200 {loss} optim=sgd optim.lr=0.1 optim.momentum=0.9 \
+             scheduler=multi_step"
+        );
+        let mut args: Vec<String> = cmd.split_whitespace().map(String::from).collect();
+        args.push("scheduler.milestones=[40, 60]".into());
+        args.push("train.max_epoch=100".into());
+        let mut cfg = args.clone();
+        cfg.push("--cfg".into());
+        let yaml = common::ok("train", &cfg);
+        assert!(
+            yaml.contains("num_classes: 200") && yaml.contains("- 40"),
+            "{yaml}"
+        );
+        // The configuration composes into a run; only the absent data stops it.
+        let run = f.root.join("run");
+        args.push(format!("hydra.run.dir={}", run.display()));
+        common::fails("train", &args, "tiny-imagenet-200");
+        assert!(!run.join("last.json").exists());
+    }
+    // docs/TEST.md of the reference: the tester.
+    let run = f.root.join("ckpt");
+    std::fs::create_dir_all(&run).unwrap();
+    common::fails(
+        "test",
+        &[
+            "data=tiny_imagenet".to_string(),
+            format!("data.data_root={root}"),
+            "model=resnet50_tiny".into(),
+            "model.num_classes=200".into(),
+            format!("hydra.run.dir={}", run.display()),
+            "test.checkpoint=resnet50_tiny-logit_margin-best.pth".into(),
+        ],
+        "tiny-imagenet-200",
+    );
+}
+
+#[test]
+fn config_dir_adds_and_replaces_group_options() {
+    let f = fixture();
+    let dir = f.root.join("conf");
+    std::fs::create_dir_all(dir.join("loss")).unwrap();
+    std::fs::write(
+        dir.join("loss/mbls_m5.yaml"),
+        "name: logit_margin\nmargin: 5.0\nalpha: 0.2\nignore_index: -100\nschedule: \"\"\n\
+         mu: 0.0\nmax_alpha: 100.0\nstep_size: 100\n",
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let out = common::ok("train", &["--config-dir", d, "--help"]);
+    assert!(out.contains("mbls_m5"), "{out}");
+    let out = common::ok("train", &["--config-dir", d, "loss=mbls_m5", "--cfg"]);
+    assert!(
+        out.contains("margin: 5") && out.contains("alpha: 0.2"),
+        "{out}"
+    );
+    // it trains with it
+    let run = f.root.join("run");
+    let mut a = base_args(&f.data, &run, 1);
+    a.retain(|x| !x.starts_with("loss="));
+    a.extend(["--config-dir".into(), d.into(), "loss=mbls_m5".into()]);
+    train(&a);
+    let cfg = std::fs::read_to_string(run.join("config.yaml")).unwrap();
+    assert!(cfg.contains("margin: 5"), "{cfg}");
+    // without the folder the option is unknown; a bad folder is named
+    common::fails("train", &["loss=mbls_m5", "--cfg"], "mbls_m5");
+    std::fs::create_dir_all(dir.join("losses")).unwrap();
+    common::fails(
+        "train",
+        &["--config-dir", d, "--cfg"],
+        "did you mean `loss`",
+    );
+}
+
+#[test]
+fn pretrained_weights_absent_offline_are_named() {
+    let f = fixture();
+    let run = f.root.join("run");
+    let empty = f.root.join("torch-home");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut a = base_args(&f.data, &run, 1);
+    a.retain(|x| !x.starts_with("model="));
+    a.extend(["model=resnet34".into(), "model.pretrained=true".into()]);
+    let out = Command::new(env!("CARGO_BIN_EXE_mbls"))
+        .arg("train")
+        .args(&a)
+        .env("MBLS_OFFLINE", "1")
+        .env("TORCH_HOME", &empty)
+        .env("HOME", &empty)
+        .env_remove("XDG_CACHE_HOME")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("resnet34-") && err.contains(".pth") && err.contains("model.pretrained=false"),
+        "{err}"
+    );
+    assert!(!run.join("last.json").exists());
+}
+
+#[test]
+fn a_corrupt_image_mid_run_and_a_checkpoint_of_another_model_are_named() {
+    let f = fixture();
+    let run = f.root.join("run");
+    train(&base_args(&f.data, &run, 1));
+    let before = (
+        std::fs::read_to_string(run.join("epochs.jsonl")).unwrap(),
+        std::fs::read(run.join("last.json")).unwrap(),
+    );
+    // An image of the training split goes bad between two runs: the resumed run meets it
+    // in its epoch and stops, naming it; what the run folder held is intact.
+    let bad = f.data.join("train/class3/05.png");
+    std::fs::write(&bad, b"\x89PNG\r\n\x1a\nnot really a png").unwrap();
+    let mut a = base_args(&f.data, &run, 2);
+    a.push("train.resume=true".into());
+    common::fails("train", &a, "05.png");
+    assert_eq!(
+        std::fs::read(run.join("last.json")).unwrap(),
+        before.1,
+        "last is untouched"
+    );
+    // the records before the resume point (epoch 0's Train and Val) are kept as they were
+    let after = std::fs::read_to_string(run.join("epochs.jsonl")).unwrap();
+    let head = |t: &str| t.lines().take(2).map(String::from).collect::<Vec<_>>();
+    assert_eq!(head(&after), head(&before.0));
+    assert!(run.join("summary.json").is_file());
+    // mbls test of the run with another model: its checkpoint does not fit.
+    let mut a = base_args(&f.data, &run, 1);
+    a.retain(|x| !x.starts_with("model="));
+    a.push("model=resnet34_cifar".into());
+    let err = common::fails("test", &a, "best");
+    assert!(err.contains(run.to_str().unwrap()), "{err}");
 }

@@ -23,7 +23,10 @@ macro_rules! registry {
 }
 
 registry! {
-    "data" => ["cifar10", "tiny_imagenet", "cub", "voc", "newgroups", "cifar100", "folder"],
+    "data" => [
+        "cifar10", "tiny_imagenet", "cub", "voc", "newgroups", "cifar100", "folder",
+        "mnist", "fashion_mnist",
+    ],
     "model" => [
         "resnet34", "resnet50", "resnet101", "resnet110",
         "resnet18_cifar", "resnet34_cifar", "resnet50_cifar", "resnet101_cifar",

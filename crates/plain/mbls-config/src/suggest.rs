@@ -1,21 +1,5 @@
 //! "Did you mean ...?" for unknown keys.
 
-/// Edit distance (insertions, deletions, substitutions) between two strings, by characters.
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
-
 /// Length in characters of the longest common prefix.
 fn common_prefix(a: &str, b: &str) -> usize {
     a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count()
@@ -25,15 +9,15 @@ fn last_segment(path: &str) -> &str {
     path.rsplit('.').next().unwrap_or(path)
 }
 
-/// The candidate closest to `key`: by edit distance on the whole dotted path when it is small
-/// (at most 2, or a third of the key's length), otherwise a candidate whose last segment is
-/// within one edit of the key's last segment (`lr` -> `optim.lr`). Ties go to the first
-/// candidate.
+/// The candidate closest to `key`: by edit distance (`strsim`'s Levenshtein distance, counted in
+/// characters) on the whole dotted path when it is small (at most 2, or a third of the key's
+/// length), otherwise a candidate whose last segment is within one edit of the key's last segment
+/// (`lr` -> `optim.lr`). Ties go to the first candidate.
 pub(crate) fn closest(key: &str, candidates: &[String]) -> Option<String> {
     let limit = (key.chars().count() / 3).max(2);
     let best = candidates
         .iter()
-        .map(|c| (levenshtein(key, c), c))
+        .map(|c| (strsim::levenshtein(key, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, c)| (*d, std::cmp::Reverse(common_prefix(key, c))));
     if let Some((_, c)) = best {
@@ -42,7 +26,7 @@ pub(crate) fn closest(key: &str, candidates: &[String]) -> Option<String> {
     let tail = last_segment(key);
     candidates
         .iter()
-        .map(|c| (levenshtein(tail, last_segment(c)), c))
+        .map(|c| (strsim::levenshtein(tail, last_segment(c)), c))
         .filter(|(d, _)| *d <= usize::from(tail.chars().count() > 3))
         .min_by_key(|(d, c)| (*d, c.len()))
         .map(|(_, c)| c.clone())
@@ -56,12 +40,15 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
+    /// The distance the suggestions use: insertions, deletions and substitutions, by characters.
     #[test]
     fn distance() {
+        use strsim::levenshtein;
         assert_eq!(levenshtein("", "abc"), 3);
         assert_eq!(levenshtein("kitten", "sitting"), 3);
         assert_eq!(levenshtein("margin", "margin"), 0);
         assert_eq!(levenshtein("margn", "margin"), 1);
+        assert_eq!(levenshtein("marg\u{e9}n", "margin"), 1);
     }
 
     #[test]

@@ -22,7 +22,8 @@
 //! * [`Compose`] and [`Identity`].
 //! * [`Normalize`]: `ToTensor` (division by 255 in `f32`) then `Normalize` (subtract the mean,
 //!   then divide by the standard deviation, both `f32`), written into a CHW `f32` slice. The result
-//!   is bit-identical to torchvision (checked by `tests/augment_fixtures.rs`).
+//!   is bit-identical to torchvision (checked by `tests/augment_fixtures.rs`). RGB images, or grey
+//!   ones with a 1-channel normalisation ([`Normalize::MNIST`], [`Normalize::FASHION_MNIST`]).
 //!
 //! A [`Target::Mask`] is transformed together with its image: crops and flips move it the same
 //! way (padding is filled with 0, torchvision's fill), and [`Resize`] uses nearest-neighbour
@@ -44,6 +45,14 @@ pub const CIFAR10_STD: [f32; 3] = [0.2023, 0.1994, 0.2010];
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet per-channel standard deviation.
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+/// Mean of the MNIST training images (one grey channel; not in the reference).
+pub const MNIST_MEAN: f32 = 0.1307;
+/// Standard deviation of the MNIST training images.
+pub const MNIST_STD: f32 = 0.3081;
+/// Mean of the Fashion-MNIST training images (one grey channel; not in the reference).
+pub const FASHION_MNIST_MEAN: f32 = 0.2860;
+/// Standard deviation of the Fashion-MNIST training images.
+pub const FASHION_MNIST_STD: f32 = 0.3530;
 
 /// A uniform integer in `0..n` drawn from `rng` (`n > 0`; returns 0 when `n <= 1` without drawing).
 ///
@@ -613,12 +622,19 @@ impl Transform for Identity {
 
 /// `ToTensor` followed by `Normalize(mean, std)`: `((x as f32) / 255 - mean[c]) / std[c]`, each
 /// step rounded to `f32` in that order, as torchvision computes it.
+///
+/// A normalisation is for 3-channel (RGB) images or for 1-channel (grey) images
+/// ([`Normalize::gray`], e.g. [`Normalize::MNIST`]); an image with another channel count is an
+/// error.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Normalize {
-    /// Per-channel mean (of values in `[0, 1]`).
+    /// Per-channel mean (of values in `[0, 1]`); for a 1-channel normalisation the three
+    /// entries are equal and only the first is used.
     pub mean: [f32; 3],
-    /// Per-channel standard deviation.
+    /// Per-channel standard deviation (as `mean` for 1 channel).
     pub std: [f32; 3],
+    /// Channels of the images it applies to: 3 (RGB) or 1 (grey).
+    pub channels: usize,
 }
 
 impl Normalize {
@@ -626,12 +642,37 @@ impl Normalize {
     pub const CIFAR10: Normalize = Normalize {
         mean: CIFAR10_MEAN,
         std: CIFAR10_STD,
+        channels: 3,
     };
     /// ImageNet normalisation (Tiny-ImageNet, CUB, VOC).
     pub const IMAGENET: Normalize = Normalize {
         mean: IMAGENET_MEAN,
         std: IMAGENET_STD,
+        channels: 3,
     };
+    /// MNIST's `Normalize((0.1307,), (0.3081,))` for 1-channel images.
+    pub const MNIST: Normalize = Normalize::gray(MNIST_MEAN, MNIST_STD);
+    /// Fashion-MNIST's `Normalize((0.2860,), (0.3530,))` for 1-channel images.
+    pub const FASHION_MNIST: Normalize = Normalize::gray(FASHION_MNIST_MEAN, FASHION_MNIST_STD);
+
+    /// A normalisation of 1-channel (grey) images with `mean` and `std`.
+    pub const fn gray(mean: f32, std: f32) -> Normalize {
+        Normalize {
+            mean: [mean; 3],
+            std: [std; 3],
+            channels: 1,
+        }
+    }
+
+    /// The means of the channels it applies to (`channels` values).
+    pub fn channel_mean(&self) -> &[f32] {
+        &self.mean[..self.channels.min(3)]
+    }
+
+    /// The standard deviations of the channels it applies to (`channels` values).
+    pub fn channel_std(&self) -> &[f32] {
+        &self.std[..self.channels.min(3)]
+    }
 
     /// The normalised value of byte `x` in channel `c` (`c < 3`).
     #[inline]
@@ -650,8 +691,8 @@ impl Normalize {
         t
     }
 
-    /// Writes `image` (HWC, 3 channels) into `out` as CHW floats; `out.len()` must be
-    /// `3 * height * width`.
+    /// Writes `image` (HWC, [`Normalize::channels`] channels) into `out` as CHW floats;
+    /// `out.len()` must be `channels * height * width`.
     pub fn write_chw(&self, image: &Image, out: &mut [f32]) -> Result<(), DataError> {
         self.write_chw_with(&self.table(), image, out)
     }
@@ -664,20 +705,27 @@ impl Normalize {
         out: &mut [f32],
     ) -> Result<(), DataError> {
         let hw = image.height * image.width;
-        if image.channels != 3 {
+        let c = self.channels;
+        if (c != 1 && c != 3) || image.channels != c {
             return Err(DataError::Invalid(format!(
-                "Normalize needs 3-channel images, got {} channels",
+                "Normalize needs {c}-channel images, got {} channels",
                 image.channels
             )));
         }
-        if image.data.len() != hw * 3 || out.len() != hw * 3 {
+        if image.data.len() != hw * c || out.len() != hw * c {
             return Err(DataError::Invalid(format!(
-                "Normalize: {}x{}x3 image with {} bytes into a buffer of {} floats",
+                "Normalize: {}x{}x{c} image with {} bytes into a buffer of {} floats",
                 image.height,
                 image.width,
                 image.data.len(),
                 out.len()
             )));
+        }
+        if c == 1 {
+            for (o, &px) in out.iter_mut().zip(&image.data) {
+                *o = table[0][px as usize];
+            }
+            return Ok(());
         }
         let (r, rest) = out.split_at_mut(hw);
         let (g, b) = rest.split_at_mut(hw);

@@ -55,6 +55,14 @@ impl MnistKind {
         }
     }
 
+    /// The dataset's name for messages (`MNIST`, `Fashion-MNIST`).
+    pub fn title(self) -> &'static str {
+        match self {
+            MnistKind::Digits => "MNIST",
+            MnistKind::Fashion => "Fashion-MNIST",
+        }
+    }
+
     fn torchvision_dir(self) -> &'static str {
         match self {
             MnistKind::Digits => "MNIST",
@@ -228,6 +236,16 @@ impl Mnist {
     /// All labels, in file order.
     pub fn labels(&self) -> &[usize] {
         &self.labels
+    }
+
+    /// `(height, width)` of every image, as the images file declares it.
+    pub fn size(&self) -> (usize, usize) {
+        (self.height, self.width)
+    }
+
+    /// The images file that was read (plain or `.gz`).
+    pub fn images_path(&self) -> &Path {
+        &self.images_path
     }
 }
 

@@ -6,7 +6,8 @@
 //! Images are decoded on [`Dataset::get`] (JPEG/PNG; grayscale and RGBA become RGB). The same
 //! layout can be read straight from a `.tar.gz` archive ([`ImageFolder::from_tar_gz`]), which is
 //! read into memory once. [`write_cifar_binary`] converts a 32x32 RGB dataset into the official
-//! CIFAR-10 binary layout.
+//! CIFAR-10 binary layout; [`write_cifar_binary_splits`] writes a training and a test split as one
+//! complete folder, atomically (a failure leaves the destination as it was).
 
 use crate::cifar::image_to_planar;
 use crate::{DataError, Dataset, Image, Sample, Target};
@@ -373,8 +374,12 @@ impl Dataset for ImageFolder {
 /// `test_batch.bin`; each record is the label byte followed by the 1,024 red, 1,024 green and
 /// 1,024 blue bytes. `batches.meta.txt` gets the class names, one per line ([`crate::cifar::Cifar`]
 /// reads the result back when there are exactly 10 classes). Every file is written
-/// to a temporary name and renamed when complete. Samples are decoded in parallel. Returns the
-/// files written.
+/// to a temporary name and renamed when complete; other files of `out_dir` are kept (so that a
+/// training and a test split can be written one after the other). Samples are decoded in
+/// parallel. Returns the files written.
+///
+/// A failure can leave `out_dir` with some files new and others old: to replace a whole
+/// dataset, use [`write_cifar_binary_splits`], which does it as one step.
 ///
 /// # Errors
 /// [`DataError::Invalid`] naming the sample when an image is not 32x32 RGB or its label is not a
@@ -385,6 +390,47 @@ pub fn write_cifar_binary(
     train: bool,
 ) -> Result<Vec<PathBuf>, DataError> {
     std::fs::create_dir_all(out_dir).map_err(|e| DataError::io(out_dir, e))?;
+    write_cifar_files(dataset, out_dir, train)
+}
+
+/// Writes a training and a test split as one complete CIFAR-10 binary folder `out_dir`
+/// (`data_batch_1.bin` .. `data_batch_5.bin` from `train`, `test_batch.bin` from `test`,
+/// `batches.meta.txt` with the class names; the files of [`write_cifar_binary`]), atomically:
+/// the files are written into a temporary folder beside `out_dir`, which takes the place of
+/// `out_dir` only once every file is complete. A failure (an undecodable or truncated source,
+/// a wrong image size, a full disk) leaves `out_dir` exactly as it was: absent, or with its
+/// previous content, never a mix of old and new batches. On success the previous content of
+/// `out_dir` is replaced as a whole (files this format does not name are not kept). Returns the
+/// files, sorted by name.
+///
+/// # Errors
+/// As [`write_cifar_binary`]; [`DataError::Io`] naming `out_dir` when it exists and is not a
+/// folder or cannot be replaced.
+pub fn write_cifar_binary_splits(
+    train: &dyn Dataset,
+    test: &dyn Dataset,
+    out_dir: &Path,
+) -> Result<Vec<PathBuf>, DataError> {
+    let mut names = Vec::new();
+    mbls_fs::replace_dir_atomic(out_dir, io_error, |tmp| {
+        for (dataset, is_train) in [(train, true), (test, false)] {
+            for file in write_cifar_files(dataset, tmp, is_train)? {
+                names.extend(file.file_name().map(|n| n.to_os_string()));
+            }
+        }
+        Ok(())
+    })?;
+    names.sort();
+    names.dedup();
+    Ok(names.into_iter().map(|n| out_dir.join(n)).collect())
+}
+
+/// The files of [`write_cifar_binary`], written into the existing folder `out_dir`.
+fn write_cifar_files(
+    dataset: &dyn Dataset,
+    out_dir: &Path,
+    train: bool,
+) -> Result<Vec<PathBuf>, DataError> {
     let n = dataset.len();
     let batches: Vec<(String, std::ops::Range<usize>)> = if train {
         let base = n / 5;
@@ -459,26 +505,18 @@ fn cifar_record(dataset: &dyn Dataset, index: usize) -> Result<Vec<u8>, DataErro
     Ok(record)
 }
 
-/// Writes `path` through `<path>.tmp` and a rename, so that `path` is either absent/old or complete.
+/// Writes `path` atomically through `fill` (a temporary file beside it, synced and renamed over
+/// it), so that `path` is either absent/old or complete.
 fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<(), DataError> {
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
-        let mut w = std::io::BufWriter::new(file);
-        fill(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(DataError::io(path, e));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+    mbls_fs::write_atomic(path, io_error, |w| fill(w).map_err(|e| io_error(path, e)))
+}
+
+/// [`DataError::io`] for a borrowed path (a plain function, as the atomic writers take).
+fn io_error(path: &Path, error: std::io::Error) -> DataError {
+    DataError::io(path, error)
 }
 
 #[cfg(test)]

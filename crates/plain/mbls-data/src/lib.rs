@@ -26,7 +26,7 @@ pub use crate::cub::Cub;
 pub use crate::download::download;
 pub use crate::error::DataError;
 pub use crate::idx::{Mnist, MnistKind};
-pub use crate::image_folder::{ImageFolder, write_cifar_binary};
+pub use crate::image_folder::{ImageFolder, write_cifar_binary, write_cifar_binary_splits};
 pub use crate::loader::{Batch, CachedDataset, Loader, LoaderOptions};
 pub use crate::newsgroups::{NewsgroupsData, NewsgroupsOptions, load_newsgroups};
 pub use crate::pipeline::{DataSpec, DatasetName, Pipelines, build, build_text};

@@ -151,6 +151,8 @@ struct Shared {
     options: LoaderOptions,
     skipped: AtomicUsize,
     warnings: Mutex<Vec<String>>,
+    /// `(rank, world)`: this process's share of every epoch (see [`Loader::sharded`]).
+    shard: (usize, usize),
 }
 
 /// A seeded, parallel batch loader (see the module documentation). Cloning is cheap and shares
@@ -201,12 +203,48 @@ impl Loader {
                 options,
                 skipped: AtomicUsize::new(0),
                 warnings: Mutex::new(Vec::new()),
+                shard: (0, 1),
             }),
         })
     }
 
-    /// Samples per epoch (subset size, or dataset size).
+    /// This loader restricted to the share of process `rank` of `world` data-parallel
+    /// processes, as torch's `DistributedSampler` (drop_last off) shares an epoch: the epoch's
+    /// order (the same on every rank: seed and epoch) is extended by repeating its first
+    /// samples up to a multiple of `world`, and rank `r` takes positions `r, r + world, ...`,
+    /// so that every rank has `ceil(n / world)` samples and the ranks together visit every
+    /// sample. Augmentations depend on the dataset index, not on the rank. `world = 1` is the
+    /// whole epoch.
+    ///
+    /// # Errors
+    /// `world == 0`, `rank >= world`, or a loader already cloned (the share is set once, on
+    /// a new loader).
+    pub fn sharded(mut self, rank: usize, world: usize) -> Result<Self, DataError> {
+        if world == 0 || rank >= world {
+            return Err(DataError::Invalid(format!(
+                "data shard {rank} of {world}: the rank must be below the world size (> 0)"
+            )));
+        }
+        let shared = Arc::get_mut(&mut self.shared).ok_or_else(|| {
+            DataError::Invalid("a loader's shard is set before it is cloned".into())
+        })?;
+        shared.shard = (rank, world);
+        Ok(self)
+    }
+
+    /// `(rank, world)` of [`Loader::sharded`] (`(0, 1)`: the whole epoch).
+    pub fn shard(&self) -> (usize, usize) {
+        self.shared.shard
+    }
+
+    /// Samples per epoch (subset size, or dataset size; this rank's share when sharded).
     pub fn len(&self) -> usize {
+        let n = self.total_len();
+        n.div_ceil(self.shared.shard.1)
+    }
+
+    /// Samples per epoch over all ranks.
+    fn total_len(&self) -> usize {
         match &self.shared.subset {
             Some(s) => s.len(),
             None => self.shared.dataset.len(),
@@ -243,7 +281,8 @@ impl Loader {
         self.shared.normalize
     }
 
-    /// The dataset indices of epoch `epoch`, in visiting order (before dropping the last batch).
+    /// The dataset indices of epoch `epoch`, in visiting order (before dropping the last
+    /// batch; this rank's share when sharded).
     pub fn epoch_order(&self, epoch: u64) -> Vec<usize> {
         let mut order = match &self.shared.subset {
             Some(s) => s.clone(),
@@ -251,6 +290,15 @@ impl Loader {
         };
         if self.shared.options.shuffle {
             shuffle(&mut order, &mut order_rng(self.shared.options.seed, epoch));
+        }
+        let (rank, world) = self.shared.shard;
+        if world > 1 && !order.is_empty() {
+            let padded = order.len().div_ceil(world) * world;
+            let n = order.len();
+            order = (rank..padded)
+                .step_by(world)
+                .map(|p| order[p % n])
+                .collect();
         }
         order
     }

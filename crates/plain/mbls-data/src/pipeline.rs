@@ -12,11 +12,14 @@
 //! | `tiny_imagenet` | official train minus 50 per class ([`per_class_split`]), augmented, random order | the 50 per class, eval, random order | official `val/`, in order | ImageNet |
 //! | `cub` | official train, Resize→RandomCrop→flip, random order, `drop_last` | **official test** (as the reference), in order | official test | ImageNet |
 //! | `voc` | `train.txt`, the albumentations train pipeline, random order, `drop_last` | `val.txt`, eval pipeline | `val.txt` | ImageNet |
+//! | `mnist`, `fashion_mnist` (not in the reference) | 55k of the 60k IDX training images ([`holdout_split`], seed, 1/12 held out), random order | the other 5k, random order | `t10k` 10k, in order | the dataset's own (1 channel) |
 //!
 //! Transforms: CIFAR-style training is `RandomCrop(crop_size, padding=4)` → `RandomHorizontalFlip()`
 //! (only with `augment`), evaluation is the identity; both then go through ToTensor → Normalize in
-//! the loader. CUB uses `Resize(scale_size)` → `RandomCrop(crop_size)` → `HorizontalFlip()` for
-//! training and `Resize(scale_size)` → `CenterCrop(crop_size)` for evaluation; VOC uses
+//! the loader. MNIST and Fashion-MNIST give 1-channel 28x28 images and train without
+//! augmentation by default (`data.augment` adds `RandomCrop(crop_size, padding=4)`, no flip).
+//! CUB uses `Resize(scale_size)` → `RandomCrop(crop_size)` → `HorizontalFlip()` for training and
+//! `Resize(scale_size)` → `CenterCrop(crop_size)` for evaluation; VOC uses
 //! [`seg_augment::voc_train`] and [`seg_augment::voc_eval`].
 //!
 //! The random order of the training and validation loaders (torch's `SubsetRandomSampler` /
@@ -28,17 +31,18 @@
 
 use crate::augment::{Compose, Identity, Normalize, RandomCrop, RandomHorizontalFlip};
 use crate::cifar::{Cifar, CifarFormat, CifarKind};
+use crate::idx::{Mnist, MnistKind};
 use crate::image_folder::ImageFolder;
 use crate::loader::{CachedDataset, Loader, LoaderOptions};
 use crate::newsgroups::{NewsgroupsData, NewsgroupsOptions, load_newsgroups};
 use crate::seg_augment;
-use crate::splits::{cifar_split, per_class_split};
+use crate::splits::{check_fraction, cifar_split, holdout_split, per_class_split};
 use crate::{Cub, DataError, Dataset, TinyImageNet, TinySplit, Transform, Voc, VocSplit};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The datasets the protocol knows (the reference's `data` group options plus `cifar100` and the
-/// image-folder dataset `folder`).
+/// The datasets the protocol knows (the reference's `data` group options plus `cifar100`, the
+/// image-folder dataset `folder`, `mnist` and `fashion_mnist`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DatasetName {
     /// CIFAR-10, official python or binary files (`data=cifar10`).
@@ -54,24 +58,32 @@ pub enum DatasetName {
     /// An image-folder dataset with `train/` and `test/` class sub-folders (a folder or a
     /// `.tar.gz` of one), with the CIFAR-10 protocol (`data=folder`).
     Folder,
+    /// MNIST handwritten digits, the official IDX files, plain or gzipped (`data=mnist`; not in
+    /// the reference).
+    Mnist,
+    /// Zalando's Fashion-MNIST, the official IDX files, plain or gzipped (`data=fashion_mnist`;
+    /// not in the reference).
+    FashionMnist,
     /// 20 Newsgroups (`data=newgroups`, name `ng`), a text dataset ([`build_text`]).
     Newsgroups,
 }
 
 impl DatasetName {
     /// Every dataset, in the order of the documentation.
-    pub const ALL: [DatasetName; 7] = [
+    pub const ALL: [DatasetName; 9] = [
         DatasetName::Cifar10,
         DatasetName::Cifar100,
         DatasetName::TinyImageNet,
         DatasetName::Cub,
         DatasetName::Voc,
         DatasetName::Folder,
+        DatasetName::Mnist,
+        DatasetName::FashionMnist,
         DatasetName::Newsgroups,
     ];
 
     /// The configuration's `data.name` (`cifar10`, `cifar100`, `tiny_imagenet`, `cub`, `voc`,
-    /// `folder`, `ng`).
+    /// `folder`, `mnist`, `fashion_mnist`, `ng`).
     pub fn as_str(self) -> &'static str {
         match self {
             DatasetName::Cifar10 => "cifar10",
@@ -80,12 +92,14 @@ impl DatasetName {
             DatasetName::Cub => "cub",
             DatasetName::Voc => "voc",
             DatasetName::Folder => "folder",
+            DatasetName::Mnist => "mnist",
+            DatasetName::FashionMnist => "fashion_mnist",
             DatasetName::Newsgroups => "ng",
         }
     }
 
     /// Parses a `data.name` or a `data` group option (`ng`, `newgroups` and `newsgroups` all name
-    /// 20 Newsgroups).
+    /// 20 Newsgroups; `fashion-mnist` and `fashionmnist` are `fashion_mnist`).
     ///
     /// # Errors
     /// [`DataError::Invalid`] listing the known names.
@@ -94,6 +108,7 @@ impl DatasetName {
         let found = match n.as_str() {
             "newgroups" | "newsgroups" | "20newsgroups" => Some(DatasetName::Newsgroups),
             "tiny-imagenet" | "tinyimagenet" => Some(DatasetName::TinyImageNet),
+            "fashion-mnist" | "fashionmnist" => Some(DatasetName::FashionMnist),
             _ => DatasetName::ALL.into_iter().find(|d| d.as_str() == n),
         };
         found.ok_or_else(|| {
@@ -136,16 +151,18 @@ pub struct DataSpec {
     /// `data.shuffle`: shuffle the indices before splitting (CIFAR-style), required for
     /// Tiny-ImageNet and 20 Newsgroups.
     pub shuffle: bool,
-    /// `data.augment`: random crop and flip on the training set.
+    /// `data.augment`: random crop and flip on the training set (MNIST-style: crop only, off
+    /// by default).
     pub augment: bool,
-    /// `data.val_split`: validation fraction of the CIFAR-style training set (0.1).
+    /// `data.val_split`: validation fraction of the CIFAR-style training set (0.1; MNIST-style
+    /// [`MNIST_VAL_SPLIT`], see [`mnist_val_count`]).
     pub val_split: f64,
     /// `data.val_samples_per_class`: Tiny-ImageNet validation images per class (50).
     pub val_samples_per_class: usize,
     /// `data.scale_size`: CUB resize side (256).
     pub scale_size: usize,
-    /// `data.crop_size`: crop side: CUB 224, CIFAR/folder 32, Tiny-ImageNet 64 (the last two with
-    /// padding 4); VOC's pipeline has fixed sizes and ignores it.
+    /// `data.crop_size`: crop side: CUB 224, CIFAR/folder 32, Tiny-ImageNet 64, MNIST-style 28
+    /// (the last three with padding 4); VOC's pipeline has fixed sizes and ignores it.
     pub crop_size: usize,
     /// `data.test_split`: 20 Newsgroups test fraction (0.2).
     pub test_split: f64,
@@ -161,10 +178,14 @@ pub struct DataSpec {
 
 impl DataSpec {
     /// The reference's configuration of `name` (batch size, workers, split settings, sizes) with
-    /// split seed 1 (the reference's `seed: 1`), loader seed 1, no cache.
+    /// split seed 1 (the reference's `seed: 1`), loader seed 1, no cache. For MNIST and
+    /// Fashion-MNIST (not in the reference): batch 128, 4 workers, no augmentation,
+    /// [`MNIST_VAL_SPLIT`], crop side 28.
     pub fn reference(name: DatasetName, root: impl Into<PathBuf>) -> Self {
+        let mnist = matches!(name, DatasetName::Mnist | DatasetName::FashionMnist);
         let (batch_size, num_workers, crop_size) = match name {
             DatasetName::Cifar10 | DatasetName::Cifar100 | DatasetName::Folder => (128, 4, 32),
+            DatasetName::Mnist | DatasetName::FashionMnist => (128, 4, 28),
             DatasetName::TinyImageNet => (64, 4, 64),
             DatasetName::Cub => (32, 8, 224),
             DatasetName::Voc => (8, 8, 512),
@@ -178,8 +199,8 @@ impl DataSpec {
             seed: 1,
             loader_seed: 1,
             shuffle: true,
-            augment: true,
-            val_split: 0.1,
+            augment: !mnist,
+            val_split: if mnist { MNIST_VAL_SPLIT } else { 0.1 },
             val_samples_per_class: crate::tiny_imagenet::VAL_SAMPLES_PER_CLASS,
             scale_size: 256,
             crop_size,
@@ -223,8 +244,8 @@ pub struct Pipelines {
     pub num_classes: usize,
     /// Dataset indices of the training loader in split order (before the loader's shuffling).
     pub train_indices: Vec<usize>,
-    /// Dataset indices of the validation loader in split order: for CIFAR, `folder` and
-    /// Tiny-ImageNet the reference's NumPy split of the training set, for CUB and VOC
+    /// Dataset indices of the validation loader in split order: for CIFAR, `folder`, MNIST-style
+    /// and Tiny-ImageNet the (reference's) NumPy split of the training set, for CUB and VOC
     /// `0..len` of the validation (= test) split.
     pub val_indices: Vec<usize>,
     /// True when validation uses the test split (CUB, VOC).
@@ -288,7 +309,9 @@ fn check_spec(spec: &DataSpec) -> Result<(), DataError> {
 ///
 /// # Errors
 /// [`DataError::Missing`] when `spec.root` does not exist or the dataset's files are not there
-/// (naming what was expected); format and decoding errors of the dataset readers;
+/// (naming what was expected); format and decoding errors of the dataset readers (for MNIST:
+/// [`DataError::Format`] naming the file for a wrong magic number, a truncated file or image
+/// and label counts that differ);
 /// [`DataError::Invalid`] for 20 Newsgroups (use [`build_text`]), a zero batch size, a bad split
 /// fraction, Tiny-ImageNet with `shuffle == false` (the reference then builds empty loaders), or a
 /// `folder` root that is neither a folder with `train/` and `test/` nor a `.tar.gz`.
@@ -298,6 +321,8 @@ pub fn build(spec: &DataSpec) -> Result<Pipelines, DataError> {
         DatasetName::Cifar10 => build_cifar(spec, CifarKind::Cifar10),
         DatasetName::Cifar100 => build_cifar(spec, CifarKind::Cifar100 { coarse: false }),
         DatasetName::Folder => build_folder(spec),
+        DatasetName::Mnist => build_mnist(spec, MnistKind::Digits),
+        DatasetName::FashionMnist => build_mnist(spec, MnistKind::Fashion),
         DatasetName::TinyImageNet => build_tiny(spec),
         DatasetName::Cub => build_cub(spec),
         DatasetName::Voc => build_voc(spec),
@@ -336,12 +361,13 @@ fn cifar_protocol(
         split,
         normalize: Normalize::CIFAR10,
         drop_last,
+        train_transform: cifar_train_transform(spec),
     };
     held_out(spec, held)
 }
 
 /// A dataset whose validation samples are held out of its training set (CIFAR, image
-/// folders, Tiny-ImageNet), for [`held_out`].
+/// folders, Tiny-ImageNet, MNIST-style), for [`held_out`].
 struct HeldOut {
     name: DatasetName,
     format: String,
@@ -351,13 +377,15 @@ struct HeldOut {
     split: (Vec<usize>, Vec<usize>),
     normalize: Normalize,
     drop_last: bool,
+    /// The training transform and its description (the others get the identity).
+    train_transform: (Arc<dyn Transform>, Vec<String>),
 }
 
-/// Shuffled train and validation loaders over the two parts of the training set (random
-/// crop and flip for training only), and a test loader over the test set.
+/// Shuffled train and validation loaders over the two parts of the training set (the
+/// augmentation for training only), and a test loader over the test set.
 fn held_out(spec: &DataSpec, h: HeldOut) -> Result<Pipelines, DataError> {
     let (train_idx, val_idx) = h.split;
-    let (train_tf, train_desc) = cifar_train_transform(spec);
+    let (train_tf, train_desc) = h.train_transform;
     let eval_tf: Arc<dyn Transform> = Arc::new(Identity);
     let normalize = h.normalize;
     let classes = h.train_set.classes().to_vec();
@@ -504,6 +532,76 @@ fn build_tiny(spec: &DataSpec) -> Result<Pipelines, DataError> {
         split,
         normalize: Normalize::IMAGENET,
         drop_last: false,
+        train_transform: cifar_train_transform(spec),
+    };
+    held_out(spec, held)
+}
+
+/// Validation fraction of MNIST and Fashion-MNIST (not in the reference): 1/12, i.e. 5,000 of
+/// the 60,000 training images.
+pub const MNIST_VAL_SPLIT: f64 = 1.0 / 12.0;
+
+/// Validation samples held out of an MNIST-style training set of `n_train` images for
+/// `val_split`: `n_train / 12` in integers for the default [`MNIST_VAL_SPLIT`] (5,000 of the
+/// official 60,000, 10 of a 120-image test set; no floating-point rounding), otherwise
+/// `floor(val_split * n_train)` as [`cifar_split`] computes it.
+///
+/// # Errors
+/// [`DataError::Invalid`] when `val_split` is not within `[0, 1]`.
+pub fn mnist_val_count(n_train: usize, val_split: f64) -> Result<usize, DataError> {
+    check_fraction("val_split", val_split)?;
+    if (val_split - MNIST_VAL_SPLIT).abs() < 1e-12 {
+        Ok(n_train / 12)
+    } else {
+        // f64 -> usize truncates; the product is non-negative, so this is floor().
+        Ok(((val_split * n_train as f64).floor() as usize).min(n_train))
+    }
+}
+
+/// MNIST / Fashion-MNIST (not in the reference): the IDX training files split by
+/// [`holdout_split`] ([`mnist_val_count`] validation images, NumPy shuffle with `spec.seed`
+/// when `spec.shuffle`), the `t10k` files as the test set, the dataset's own normalisation on
+/// the 1-channel images, no `drop_last`.
+fn build_mnist(spec: &DataSpec, kind: MnistKind) -> Result<Pipelines, DataError> {
+    let train = Mnist::open_kind(&spec.root, true, kind)?;
+    let test = Mnist::open_kind(&spec.root, false, kind)?;
+    if train.size() != test.size() {
+        let ((th, tw), (eh, ew)) = (train.size(), test.size());
+        return Err(DataError::Invalid(format!(
+            "{}: {th}x{tw} training images but {}: {eh}x{ew} test images",
+            train.images_path().display(),
+            test.images_path().display()
+        )));
+    }
+    let n_train = train.len();
+    let n_val = mnist_val_count(n_train, spec.val_split)?;
+    let split = holdout_split(n_train, n_val, spec.shuffle.then_some(spec.seed))?;
+    let dir = train.images_path().parent().unwrap_or(spec.root.as_path());
+    let format = format!("{} IDX files in {}", kind.title(), dir.display());
+    let (name, normalize) = match kind {
+        MnistKind::Digits => (DatasetName::Mnist, Normalize::MNIST),
+        MnistKind::Fashion => (DatasetName::FashionMnist, Normalize::FASHION_MNIST),
+    };
+    let train_transform: (Arc<dyn Transform>, Vec<String>) = if spec.augment {
+        (
+            Arc::new(RandomCrop {
+                size: spec.crop_size,
+                padding: 4,
+            }),
+            vec![format!("RandomCrop({}, padding=4)", spec.crop_size)],
+        )
+    } else {
+        (Arc::new(Identity), Vec::new())
+    };
+    let held = HeldOut {
+        name,
+        format,
+        train_set: Arc::new(train),
+        test_set: Arc::new(test),
+        split,
+        normalize,
+        drop_last: false,
+        train_transform,
     };
     held_out(spec, held)
 }
@@ -719,9 +817,14 @@ mod tests {
             DatasetName::parse("newgroups").unwrap(),
             DatasetName::Newsgroups
         );
-        let e = DatasetName::parse("mnist").unwrap_err().to_string();
+        assert_eq!(
+            DatasetName::parse("Fashion-MNIST").unwrap(),
+            DatasetName::FashionMnist
+        );
+        assert_eq!(DatasetName::parse("mnist").unwrap(), DatasetName::Mnist);
+        let e = DatasetName::parse("svhn").unwrap_err().to_string();
         assert!(
-            e.contains("unknown dataset 'mnist'") && e.contains("cifar10"),
+            e.contains("unknown dataset 'svhn'") && e.contains("fashion_mnist"),
             "{e}"
         );
     }
@@ -735,6 +838,23 @@ mod tests {
         assert_eq!((s.batch_size, s.scale_size, s.crop_size), (32, 256, 224));
         let s = DataSpec::reference(DatasetName::TinyImageNet, "x");
         assert_eq!((s.batch_size, s.val_samples_per_class), (64, 50));
+        let s = DataSpec::reference(DatasetName::FashionMnist, "x");
+        assert_eq!((s.batch_size, s.crop_size, s.augment), (128, 28, false));
+        assert_eq!(s.val_split, MNIST_VAL_SPLIT);
+    }
+
+    #[test]
+    fn mnist_validation_counts() {
+        assert_eq!(mnist_val_count(60_000, MNIST_VAL_SPLIT).unwrap(), 5_000);
+        assert_eq!(mnist_val_count(120, MNIST_VAL_SPLIT).unwrap(), 10);
+        assert_eq!(mnist_val_count(11, MNIST_VAL_SPLIT).unwrap(), 0);
+        // every multiple of 12 gives exactly a twelfth
+        for k in [1usize, 7, 4_095, 4_096, 65_535, 1 << 20] {
+            assert_eq!(mnist_val_count(12 * k, 1.0 / 12.0).unwrap(), k);
+        }
+        assert_eq!(mnist_val_count(60_000, 0.1).unwrap(), 6_000);
+        assert_eq!(mnist_val_count(60_000, 0.0).unwrap(), 0);
+        assert!(mnist_val_count(60_000, 1.5).is_err());
     }
 
     #[test]

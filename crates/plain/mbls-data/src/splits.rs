@@ -1,4 +1,6 @@
-//! The reference's train/validation/test splits (CIFAR 45k/5k, Tiny-ImageNet 50 per class, 20 Newsgroups).
+//! The reference's train/validation/test splits (CIFAR 45k/5k, Tiny-ImageNet 50 per class, 20
+//! Newsgroups), and the same NumPy holdout by count for MNIST / Fashion-MNIST (55k/5k, not in
+//! the reference).
 //!
 //! Each function reproduces the index lists of the reference bit-exactly, using
 //! [`NumpyRandomState`] for `np.random.seed(seed); np.random.shuffle(...)` (spec section 5).
@@ -26,11 +28,32 @@ pub fn cifar_split(
     check_fraction("valid_fraction", valid_fraction)?;
     // f64 -> usize truncates; the product is non-negative, so this is floor().
     let split = ((valid_fraction * n_train as f64).floor() as usize).min(n_train);
+    holdout_split(n_train, split, seed)
+}
+
+/// [`cifar_split`] with the validation size given as a count: `indices = 0..n_train`, shuffled
+/// by `np.random.seed(seed); np.random.shuffle(indices)` when `seed` is `Some`; validation =
+/// `indices[:n_valid]`, train = `indices[n_valid:]`. MNIST and Fashion-MNIST (not in the
+/// reference) use it with `n_valid = n_train / 12`: 55,000 / 5,000 of the 60,000 training
+/// images. Returns `(train, valid)`.
+///
+/// # Errors
+/// [`DataError::Invalid`] when `n_valid > n_train`.
+pub fn holdout_split(
+    n_train: usize,
+    n_valid: usize,
+    seed: Option<u32>,
+) -> Result<(Vec<usize>, Vec<usize>), DataError> {
+    if n_valid > n_train {
+        return Err(DataError::Invalid(format!(
+            "{n_valid} validation samples exceed the {n_train} training samples"
+        )));
+    }
     let mut indices: Vec<usize> = (0..n_train).collect();
     if let Some(seed) = seed {
         NumpyRandomState::new(seed).shuffle(&mut indices);
     }
-    let train = indices.split_off(split);
+    let train = indices.split_off(n_valid);
     Ok((train, indices))
 }
 
@@ -158,6 +181,21 @@ mod tests {
         let mut all: Vec<usize> = train.iter().chain(&valid).copied().collect();
         all.sort_unstable();
         assert_eq!(all, (0..50_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn holdout_is_cifar_split_by_count() {
+        let (train, valid) = holdout_split(60_000, 5_000, Some(3)).unwrap();
+        assert_eq!((train.len(), valid.len()), (55_000, 5_000));
+        let (t2, v2) = cifar_split(60_000, 5_000.0 / 60_000.0, Some(3)).unwrap();
+        assert_eq!((train, valid), (t2, v2));
+        assert_eq!(
+            holdout_split(5, 2, None).unwrap(),
+            (vec![2usize, 3, 4], vec![0usize, 1])
+        );
+        assert!(holdout_split(5, 6, None).is_err());
+        let (train, valid) = holdout_split(0, 0, Some(1)).unwrap();
+        assert!(train.is_empty() && valid.is_empty());
     }
 
     #[test]

@@ -522,3 +522,67 @@ fn cache_limit_is_enforced() {
     assert!(msg.contains("limit"), "{msg}");
     assert!(CachedDataset::with_max_bytes(ds, 1 << 20).is_ok());
 }
+
+#[test]
+fn shards_split_an_epoch_between_ranks() {
+    let whole = loader(Synth::new(10), None, opts(2, 2));
+    let order = whole.epoch_order(4);
+    let world = 3;
+    let shards: Vec<Loader> = (0..world)
+        .map(|r| {
+            loader(Synth::new(10), None, opts(2, 2))
+                .sharded(r, world)
+                .unwrap()
+        })
+        .collect();
+    // 10 samples over 3 ranks: 4 each, the epoch extended by its first two samples
+    let mut seen = Vec::new();
+    for (r, l) in shards.iter().enumerate() {
+        assert_eq!(l.len(), 4);
+        assert_eq!(l.num_batches(), 2);
+        assert_eq!(l.shard(), (r, world));
+        let got = all_indices(l, 4);
+        let want: Vec<usize> = (r..12).step_by(world).map(|p| order[p % 10]).collect();
+        assert_eq!(got, want, "rank {r}");
+        // a sample's augmentation does not depend on the rank: same pixels as unsharded
+        for b in l.epoch(4) {
+            let b = b.unwrap();
+            for (k, &i) in b.indices.iter().enumerate() {
+                let pos = order.iter().position(|&x| x == i).unwrap();
+                let wb = whole.epoch(4).nth(pos / 2).unwrap().unwrap();
+                let per = b.images.len() / b.indices.len();
+                let j = wb.indices.iter().position(|&x| x == i).unwrap();
+                assert_eq!(
+                    b.images[k * per..(k + 1) * per],
+                    wb.images[j * per..(j + 1) * per]
+                );
+            }
+        }
+        seen.extend(got);
+    }
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        (0..10).collect::<Vec<_>>(),
+        "the ranks cover the epoch"
+    );
+    // world 1 is the whole epoch; bad shares are errors
+    let one = loader(Synth::new(10), None, opts(2, 2))
+        .sharded(0, 1)
+        .unwrap();
+    assert_eq!(all_indices(&one, 4), order);
+    assert!(
+        loader(Synth::new(10), None, opts(2, 2))
+            .sharded(3, 3)
+            .is_err()
+    );
+    assert!(
+        loader(Synth::new(10), None, opts(2, 2))
+            .sharded(0, 0)
+            .is_err()
+    );
+    let l = loader(Synth::new(10), None, opts(2, 2));
+    let _clone = l.clone();
+    assert!(l.sharded(0, 2).is_err());
+}

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::io::{BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
@@ -398,8 +398,7 @@ impl NpyArray {
     /// Writes the array as `.npy` (format 1.0, or 2.0 for very large headers), atomically:
     /// to a temporary file next to `path`, then renamed over it.
     pub fn write(&self, path: impl AsRef<Path>) -> Result<(), NpyError> {
-        let path = path.as_ref();
-        write_atomic(path, |w| self.write_to(w))
+        mbls_fs::write_atomic(path.as_ref(), io_error, |w| self.write_to(w))
     }
 
     /// Writes the array as `.npy` to a writer.
@@ -484,37 +483,12 @@ fn write_le<W: Write>(data: &NpyData, w: &mut W) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes a file atomically: a temporary sibling file is written, flushed and synced, then
-/// renamed over `path`, so a crash never leaves a half-written file under that name.
-pub fn write_atomic(
-    path: &Path,
-    f: impl FnOnce(&mut BufWriter<File>) -> Result<(), NpyError>,
-) -> Result<(), NpyError> {
-    let io = |e| NpyError::Io {
+/// The [`NpyError::Io`] of `path`.
+fn io_error(path: &Path, error: std::io::Error) -> NpyError {
+    NpyError::Io {
         path: path.to_path_buf(),
-        error: e,
-    };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    let name = path
-        .file_name()
-        .ok_or_else(|| io(std::io::Error::other("not a file name")))?;
-    let tmp = dir.unwrap_or(Path::new(".")).join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let file = File::create(&tmp).map_err(io)?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        f(&mut w)?;
-        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        error,
     }
-    result
 }
 
 struct Header {
@@ -937,8 +911,7 @@ impl<R: Read + Seek> Npz<R> {
 
 /// Writes arrays into an `.npz` archive (stored, uncompressed, as `np.savez` does), atomically.
 pub fn write_npz(path: impl AsRef<Path>, arrays: &[(&str, &NpyArray)]) -> Result<(), NpyError> {
-    let path = path.as_ref();
-    write_atomic(path, |w| {
+    mbls_fs::write_atomic(path.as_ref(), io_error, |w| {
         let mut z = zip::ZipWriter::new(w);
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)

@@ -277,35 +277,19 @@ pub fn write_all(r: &Reliability, dir: &Path, stem: &str) -> Result<Vec<PathBuf>
     let mut written = Vec::with_capacity(outputs.len());
     for (suffix, bytes) in &outputs {
         let path = dir.join(format!("{stem}_{suffix}"));
-        write_atomic(dir, &path, bytes)?;
+        write_atomic(&path, bytes)?;
         written.push(path);
     }
     Ok(written)
 }
 
-/// Writes `bytes` to a temporary file in `dir`, flushes it to disk and renames it to
-/// `path`.
-fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
-    let io = |p: &Path| {
-        let p = p.to_owned();
-        move |error| PlotError::Io { path: p, error }
+/// Writes `bytes` to `path` atomically (temporary file beside it, synced, renamed over it).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
+    let io = |p: &Path, error| PlotError::Io {
+        path: p.to_owned(),
+        error,
     };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".mbls-plot-").suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        // Like `File::create`: 0o666 less the umask, not tempfile's private 0o600.
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut tmp = builder.tempfile_in(dir).map_err(io(dir))?;
-    tmp.write_all(bytes).map_err(io(tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io(tmp.path()))?;
-    tmp.persist(path).map_err(|e| PlotError::Io {
-        path: path.to_owned(),
-        error: e.error,
-    })?;
-    Ok(())
+    mbls_fs::write_atomic(path, io, |w| w.write_all(bytes).map_err(|e| io(path, e)))
 }
 
 #[cfg(test)]

@@ -228,11 +228,11 @@ impl TensorData {
                 .collect(),
             DType::F16 => d
                 .chunks_exact(2)
-                .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                .map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
                 .collect(),
             DType::BF16 => d
                 .chunks_exact(2)
-                .map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16))
+                .map(|c| half::bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32())
                 .collect(),
             _ => return None,
         })
@@ -281,27 +281,6 @@ impl TensorData {
             _ => return None,
         })
     }
-}
-
-/// Converts IEEE half-precision bits to `f32` (exact).
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = u32::from(h >> 15) << 31;
-    let exp = u32::from((h >> 10) & 0x1f);
-    let mant = u32::from(h & 0x3ff);
-    let bits = if exp == 0 {
-        if mant == 0 {
-            sign
-        } else {
-            // Subnormal: value = mant * 2^-24, exactly representable in f32.
-            let v = mant as f32 * (1.0 / 16_777_216.0);
-            return if sign != 0 { -v } else { v };
-        }
-    } else if exp == 0x1f {
-        sign | 0x7f80_0000 | (mant << 13)
-    } else {
-        sign | ((exp + 112) << 23) | (mant << 13)
-    };
-    f32::from_bits(bits)
 }
 
 /// A decoded pickle value.
@@ -1435,8 +1414,21 @@ fn decode_long(b: &[u8]) -> Option<i64> {
 mod tests {
     use super::*;
 
+    /// `to_f32` of one little-endian 16-bit value of `dtype`.
+    fn half_to_f32(dtype: DType, bits: u16) -> f32 {
+        let t = TensorData {
+            dtype,
+            shape: vec![],
+            data: bits.to_le_bytes().to_vec(),
+        };
+        let v = t.to_f32().unwrap();
+        assert_eq!(v.len(), 1);
+        v[0]
+    }
+
     #[test]
     fn half_conversion() {
+        let f16_to_f32 = |bits| half_to_f32(DType::F16, bits);
         assert_eq!(f16_to_f32(0x3c00), 1.0);
         assert_eq!(f16_to_f32(0xc000), -2.0);
         assert_eq!(f16_to_f32(0x7bff), 65504.0);
@@ -1444,6 +1436,14 @@ mod tests {
         assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
         assert!(f16_to_f32(0x7e00).is_nan());
         assert_eq!(f16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
+        // bfloat16 is the top half of an f32.
+        let bf16_to_f32 = |bits| half_to_f32(DType::BF16, bits);
+        assert_eq!(bf16_to_f32(0x3f80), 1.0);
+        assert_eq!(bf16_to_f32(0xc040), -3.0);
+        assert_eq!(bf16_to_f32(0x7f80), f32::INFINITY);
+        assert_eq!(bf16_to_f32(0x0001).to_bits(), 0x0001_0000);
+        assert!(bf16_to_f32(0x7fc1).is_nan());
+        assert_eq!(bf16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
     }
 
     #[test]

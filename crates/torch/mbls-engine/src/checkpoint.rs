@@ -27,11 +27,12 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use mbls_fs::write_atomic_path;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-use crate::fsutil::{save_token, write_atomic};
+use crate::fsutil::save_token;
 use crate::optim::{OptimError, Optimizer};
 
 /// Errors of checkpoint saving, loading and import.
@@ -378,7 +379,7 @@ pub fn save_weights(vs: &VarStore, names: &[String], path: &Path) -> Result<(), 
         })?;
         named.push((n.clone(), t.f_to_device(tch::Device::Cpu)?.f_contiguous()?));
     }
-    write_atomic(path, io_err, |tmp| {
+    write_atomic_path(path, io_err, |tmp| {
         Tensor::write_safetensors(&named, tmp)?;
         Ok(())
     })
@@ -509,7 +510,7 @@ impl CheckpointDir {
             path: path.clone(),
             source,
         })?;
-        write_atomic(&path, io_err, |tmp| {
+        write_atomic_path(&path, io_err, |tmp| {
             fs::write(tmp, &json).map_err(|e| io_err(tmp, e))
         })?;
         self.remove_stale(tag, &pointer);

@@ -156,15 +156,11 @@ fn read_records(path: &Path) -> Vec<Record> {
     text.lines().filter_map(Record::from_json_line).collect()
 }
 
-/// Writes `text` to `path` through a temporary file renamed over it.
+/// Writes `text` to `path` atomically (temporary file beside it, synced, renamed over it).
 pub(crate) fn write_text_atomic(path: &Path, text: &str) -> Result<(), TrainError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io_err(dir, e))?;
-    tmp.write_all(text.as_bytes())
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| io_err(path, e))?;
-    tmp.persist(path).map_err(|e| io_err(path, e.error))?;
-    Ok(())
+    mbls_fs::write_atomic(path, io_err, |w| {
+        w.write_all(text.as_bytes()).map_err(|e| io_err(path, e))
+    })
 }
 
 impl Stream {

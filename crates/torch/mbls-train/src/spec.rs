@@ -973,4 +973,31 @@ mod tests {
         let cfg = Config::compose(&["data.batch_size=0"]).unwrap();
         assert!(data_spec(&cfg).is_err());
     }
+
+    /// MNIST and Fashion-MNIST (not in the reference) are image classification datasets
+    /// (`task=cv`) with their own protocol defaults.
+    #[test]
+    fn mnist_datasets_are_cv() {
+        for (option, name) in [
+            ("mnist", DatasetName::Mnist),
+            ("fashion_mnist", DatasetName::FashionMnist),
+        ] {
+            let group = format!("data={option}");
+            let s = spec(&[group.as_str(), "seed=3"]).unwrap();
+            assert_eq!(s.task, TaskKind::Cv);
+            assert_eq!(s.data.name, name);
+            assert_eq!(
+                (s.data.batch_size, s.data.crop_size, s.data.seed),
+                (128, 28, 3)
+            );
+            assert!(!s.data.augment && s.data.shuffle);
+            assert_eq!(s.data.val_split, mbls_data::pipeline::MNIST_VAL_SPLIT);
+            let root = format!("data/{option}");
+            assert_eq!(s.data.root, std::path::Path::new(&root));
+        }
+        let e = spec(&["data=mnist", "task=segment"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("data=mnist needs task=cv"), "{e}");
+    }
 }

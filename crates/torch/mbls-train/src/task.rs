@@ -135,6 +135,13 @@ impl Classification {
                 spec.data.name
             )));
         }
+        if p.normalize.channels != 3 {
+            return Err(TrainError::Config(format!(
+                "data.name={}: {}-channel images, but the models take 3-channel (RGB) input; \
+                 training on it is not supported yet (mbls data describes and loads it)",
+                spec.data.name, p.normalize.channels
+            )));
+        }
         if p.num_classes as i64 != spec.model.num_classes {
             return Err(TrainError::Config(format!(
                 "model.num_classes={} but the dataset in {} has {} classes; set \

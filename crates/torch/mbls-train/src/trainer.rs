@@ -42,8 +42,17 @@ fn device_of(name: &str) -> Result<Device, TrainError> {
         return Ok(Device::Cpu);
     }
     let index = match name.strip_prefix("cuda:") {
-        Some(n) => n.parse::<usize>().unwrap_or(0),
-        None => 0,
+        Some(n) => n.parse::<usize>().map_err(|_| {
+            TrainError::Config(format!(
+                "device={name}: expected cpu, cuda or cuda:N with N a device number"
+            ))
+        })?,
+        None if name == "cuda" => 0,
+        None => {
+            return Err(TrainError::Config(format!(
+                "device={name}: expected cpu, cuda or cuda:N"
+            )));
+        }
     };
     let count = tch::Cuda::device_count();
     if !tch::Cuda::is_available() || index as i64 >= count {
@@ -83,7 +92,9 @@ impl Net {
                         m.name
                     ))
                 })?;
-            let path = pretrained::locate(file, None, pretrained::TORCHVISION_BASE_URL, true)
+            // MBLS_OFFLINE=1: never download (the cache folders only).
+            let online = std::env::var("MBLS_OFFLINE").map_or(true, |v| v.is_empty() || v == "0");
+            let path = pretrained::locate(file, None, pretrained::TORCHVISION_BASE_URL, online)
                 .map_err(|e| {
                     TrainError::Config(format!(
                         "model.pretrained=true: {e}; or train from scratch with \
@@ -479,6 +490,7 @@ fn print_phase(folder: &mut RunFolder, phase: &str, epoch: u64, rec: &Record) {
 /// ([`TrainError::Interrupted`]).
 pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
     let started = Instant::now();
+    device_of(&spec.device)?; // before anything is opened or written
     let run_dir = opts.run_dir.clone().unwrap_or_else(|| {
         PathBuf::from("outputs")
             .join(spec.run_name())
@@ -1101,6 +1113,7 @@ fn save_npz(path: &Path, logits: &[f32], labels: &[i64], classes: usize) -> Resu
 /// # Errors
 /// No run folder given, a missing or foreign checkpoint, unreadable data.
 pub fn test(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
+    device_of(&spec.device)?;
     let run_dir = opts.run_dir.clone().ok_or_else(|| {
         TrainError::Config(
             "mbls test needs the run folder of the checkpoint: hydra.run.dir=DIR (or --run-dir \
@@ -1147,6 +1160,30 @@ pub fn test(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
             },
         )?;
         folder.say(&format!("loaded {}: {report}", file.display()));
+        // strict=False as the reference's tester; shapes that differ are an error there too
+        // (PyTorch's load_state_dict), and entries left missing are said, not silent.
+        if !report.mismatched.is_empty() {
+            let m = &report.mismatched[0];
+            return Err(TrainError::Config(format!(
+                "{}: {} entries have another shape than model={} needs (first: {}: model \
+                 {:?}, file {:?}): a checkpoint of another model or class count?",
+                file.display(),
+                report.mismatched.len(),
+                spec.model.name,
+                m.name,
+                m.expected,
+                m.found
+            )));
+        }
+        if !report.missing.is_empty() && !report.loaded.is_empty() {
+            folder.say(&format!(
+                "warning: {} entries of model={} are not in {} and keep their initial values \
+                 (strict=False, as the reference)",
+                report.missing.len(),
+                spec.model.name,
+                file.display()
+            ));
+        }
         if report.loaded.is_empty() {
             return Err(TrainError::Config(format!(
                 "{}: no entry matches model={} ({} unexpected entries): a checkpoint of another \

@@ -6,12 +6,13 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use mbls_fs::write_atomic_path;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
 use super::params::Param;
 use super::{AdamConfig, OptimError, SgdConfig};
-use crate::fsutil::{save_token, write_atomic};
+use crate::fsutil::save_token;
 
 /// Version of the state layout written by [`OptimizerState::save`] and checked on load.
 pub const STATE_FORMAT_VERSION: u32 = 1;
@@ -151,7 +152,7 @@ impl OptimizerState {
             });
         }
         named.push((TOKEN_KEY.to_string(), Tensor::from_slice(&[token as i64])));
-        write_atomic(path, io_err, |tmp| {
+        write_atomic_path(path, io_err, |tmp| {
             Tensor::write_safetensors(&named, tmp)?;
             Ok(())
         })?;
@@ -165,7 +166,7 @@ impl OptimizerState {
             path: sidecar_file.clone(),
             source,
         })?;
-        write_atomic(&sidecar_file, io_err, |tmp| {
+        write_atomic_path(&sidecar_file, io_err, |tmp| {
             fs::write(tmp, &json).map_err(|source| OptimError::Io {
                 path: tmp.to_path_buf(),
                 source,
