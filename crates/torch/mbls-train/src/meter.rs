@@ -35,15 +35,21 @@ pub struct ClassifyMeter {
     acc: ClassificationAccumulator,
     phase: Phase,
     classes: usize,
+    keep: bool,
     logits: Vec<f32>,
     labels: Vec<i64>,
 }
 
 impl ClassifyMeter {
-    /// A meter for `classes` classes and `num_bins` calibration bins. It keeps the logits
-    /// (`N x C` floats: for temperature scaling, `test.save_logits` and mid-epoch
+    /// A meter for `classes` classes and `num_bins` calibration bins. With `keep` it keeps
+    /// the logits (`N x C` floats: for temperature scaling, `test.save_logits` and mid-epoch
     /// checkpoints); evaluation phases also keep the confidences of the adaptive ECE.
-    pub fn new(classes: usize, num_bins: usize, phase: Phase) -> Result<Self, TrainError> {
+    pub fn new(
+        classes: usize,
+        num_bins: usize,
+        phase: Phase,
+        keep: bool,
+    ) -> Result<Self, TrainError> {
         let eval = phase != Phase::Train;
         let opts = ClassificationOptions {
             n_bins: num_bins,
@@ -54,6 +60,7 @@ impl ClassifyMeter {
             acc: ClassificationAccumulator::new(classes, opts)?,
             phase,
             classes,
+            keep,
             logits: Vec::new(),
             labels: Vec::new(),
         })
@@ -111,8 +118,10 @@ impl Meter for ClassifyMeter {
             }
         }
         let n = labels.len().max(1) as f64;
-        self.logits.extend_from_slice(&scores);
-        self.labels.extend_from_slice(&labels);
+        if self.keep {
+            self.logits.extend_from_slice(&scores);
+            self.labels.extend_from_slice(&labels);
+        }
         Ok(BatchStats {
             acc: hits as f64 / n,
             mean_diffs: diffs / n,
@@ -143,6 +152,6 @@ impl Meter for ClassifyMeter {
     }
 
     fn kept(&self) -> Option<(&[f32], &[i64])> {
-        Some((&self.logits[..], &self.labels[..]))
+        self.keep.then_some((&self.logits[..], &self.labels[..]))
     }
 }

@@ -119,6 +119,8 @@ pub struct Classification {
     val: LoaderSource,
     test: LoaderSource,
     num_bins: usize,
+    /// Whether the training meter keeps the epoch's outputs (for mid-epoch checkpoints).
+    keep_train_outputs: bool,
 }
 
 impl Classification {
@@ -167,6 +169,7 @@ impl Classification {
             test: LoaderSource(p.test.clone()),
             pipelines: p,
             num_bins: spec.calibrate.num_bins,
+            keep_train_outputs: spec.train.checkpoint_every > 0,
         })
     }
 }
@@ -195,6 +198,7 @@ impl Task for Classification {
             self.pipelines.num_classes,
             self.num_bins,
             phase,
+            phase != Phase::Train || self.keep_train_outputs,
         )?))
     }
     fn describe(&self) -> Vec<String> {

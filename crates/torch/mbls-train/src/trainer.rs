@@ -216,6 +216,9 @@ struct Partial {
     loss_weight: f64,
     /// The `.npz` of the epoch's outputs so far (in the run folder).
     file: String,
+    /// Seconds spent in the epoch's training phase so far.
+    #[serde(default)]
+    train_time: f64,
 }
 
 /// The file prefix of mid-epoch meter states.
@@ -228,6 +231,8 @@ struct EpochState {
     seen: usize,
     /// Batch sizes so far (to replay the meter in the same batches).
     sizes: Vec<usize>,
+    /// Seconds of the training phase before this process took the epoch up.
+    time0: f64,
 }
 
 impl EpochState {
@@ -237,15 +242,22 @@ impl EpochState {
             losses: LossMeter::new(loss.term_names()),
             seen: 0,
             sizes: Vec::new(),
+            time0: 0.0,
         })
     }
 
     /// Writes the epoch's outputs so far to `dir/file` (atomically) and returns the
     /// [`Partial`] that names it.
-    fn save(&self, dir: &Path, epoch: u64, iteration: usize) -> Result<Partial, TrainError> {
+    fn save(
+        &self,
+        dir: &Path,
+        epoch: u64,
+        iteration: usize,
+        train_time: f64,
+    ) -> Result<Partial, TrainError> {
         let (logits, labels) = self.meter.kept().ok_or_else(|| {
             TrainError::Config(
-                "train.checkpoint_every: this task's meter keeps no outputs to resume from                  mid-epoch; use train.checkpoint_every=0"
+                "the training meter keeps no outputs to resume from mid-epoch (train.checkpoint_every=0)"
                     .into(),
             )
         })?;
@@ -268,6 +280,7 @@ impl EpochState {
             loss_sums: self.losses.sums.clone(),
             loss_weight: self.losses.weight,
             file,
+            train_time,
         })
     }
 
@@ -301,7 +314,11 @@ impl EpochState {
             .to_i64()
             .ok_or_else(|| bad("sizes are not integers".into()))?;
         let n = labels.len();
-        let total: i64 = sizes.iter().sum();
+        let total: i64 = if sizes.iter().all(|&s| s > 0 && s as usize <= n) {
+            sizes.iter().sum()
+        } else {
+            -1
+        };
         if l.shape.len() != 2
             || l.shape[0] != n
             || sizes.iter().any(|&s| s <= 0)
@@ -329,6 +346,7 @@ impl EpochState {
             at += s;
         }
         st.seen = p.seen;
+        st.time0 = p.train_time;
         st.losses.restore(&p.loss_sums, p.loss_weight)?;
         Ok(st)
     }
@@ -341,7 +359,11 @@ fn remove_partials(dir: &Path, keep: Option<&str>) {
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with(PARTIAL_PREFIX) && name.ends_with(".npz") && Some(name.as_str()) != keep
+        let temp = name.starts_with(&format!(".{PARTIAL_PREFIX}")) && name.ends_with(".tmp");
+        if temp
+            || (name.starts_with(PARTIAL_PREFIX)
+                && name.ends_with(".npz")
+                && Some(name.as_str()) != keep)
         {
             let _ = std::fs::remove_file(e.path());
         }
@@ -515,7 +537,7 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
         if !diff.is_empty() {
             return Err(TrainError::Config(format!(
                 "{}: cannot resume with another configuration; these keys differ from the \
-                 run's: {} (only train.max_epoch may change)",
+                 run's: {} (only train.max_epoch and train.checkpoint_every may change)",
                 run_dir.display(),
                 diff.join(", ")
             )));
@@ -551,6 +573,19 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
             )));
         }
     }
+    // The epoch in progress, read before anything in the run folder changes.
+    let mut restored: Option<(EpochState, usize)> = match &partial {
+        Some(p) => Some((
+            EpochState::restore(task.as_ref(), loss.as_ref(), &run_dir, p).map_err(|e| {
+                TrainError::Config(format!(
+                    "{e}; the last checkpoint's mid-epoch state cannot be used: train again in \
+                     a new folder, or keep this run's best checkpoint with mbls test"
+                ))
+            })?,
+            p.iteration,
+        )),
+        None => None,
+    };
     // Records before the resume point are kept; those after it are written again.
     let resume_iter =
         start_epoch * iters_per_epoch + partial.as_ref().map_or(0, |p| p.iteration as u64);
@@ -633,17 +668,15 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
     let stop = stop_flag();
     let train_src = task.train_source();
     let names: Vec<String> = net.names().to_vec();
-    let mut partial = partial;
     // `last` mid-epoch: the epoch's meter state, then the weights and optimizer; the pointer
     // names the state file, so a kill at any moment leaves a consistent pair.
     let save_mid = |st: &EpochState,
-                    epoch: u64,
-                    next: usize,
+                    (epoch, next, train_time): (u64, usize, f64),
                     opt: &dyn Optimizer,
                     sched: &Scheduler,
                     best: (Option<u64>, Option<f64>)|
      -> Result<(), TrainError> {
-        let p = st.save(&run_dir, epoch, next)?;
+        let p = st.save(&run_dir, epoch, next, train_time)?;
         let file = p.file.clone();
         let state = TrainState {
             epoch,
@@ -668,11 +701,8 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
     for epoch in start_epoch..spec.train.max_epoch {
         // ---- training epoch
         let lr = opt.lr();
-        let (mut st, first) = match partial.take() {
-            Some(p) => (
-                EpochState::restore(task.as_ref(), loss.as_ref(), &run_dir, &p)?,
-                p.iteration,
-            ),
+        let (mut st, first) = match restored.take() {
+            Some(r) => r,
             None => (EpochState::new(task.as_ref(), loss.as_ref())?, 0),
         };
         folder.start_bar(train_src.num_batches(), "Train");
@@ -748,13 +778,15 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
             let interrupted = stop.load(Ordering::Relaxed);
             let global = epoch * iters_per_epoch + i as u64 + 1;
             let every = spec.train.checkpoint_every;
-            if interrupted || (every > 0 && global % every == 0 && (i as u64 + 1) < iters_per_epoch)
-            {
+            // Mid-epoch saves need the epoch's outputs, kept when checkpoint_every > 0.
+            let can_save = st.meter.kept().is_some();
+            let periodic = every > 0 && global % every == 0 && (i as u64 + 1) < iters_per_epoch;
+            if can_save && (interrupted || periodic) {
                 folder.flush()?;
+                let elapsed = st.time0 + t_epoch.elapsed().as_secs_f64();
                 save_mid(
                     &st,
-                    epoch,
-                    i + 1,
+                    (epoch, i + 1, elapsed),
                     opt.as_ref(),
                     &sched,
                     (best_epoch, best_score),
@@ -762,20 +794,28 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
             }
             if interrupted {
                 folder.end_bar();
+                let _ = folder.flush();
+                let what = if can_save {
+                    format!("saved `last` at epoch {epoch}, iteration {}", i + 1)
+                } else {
+                    format!(
+                        "the last checkpoint (epoch {}) is kept (train.checkpoint_every=N also \
+                         saves mid-epoch)",
+                        ckpt.state("last").map_or(0, |s| s.epoch)
+                    )
+                };
                 return Err(TrainError::Interrupted {
                     epoch,
                     iteration: i,
                     what: format!(
-                        "saved `last` at epoch {epoch}, iteration {}; continue with \
-                         train.resume=true hydra.run.dir={}",
-                        i + 1,
+                        "{what}; continue with train.resume=true hydra.run.dir={}",
                         run_dir.display(),
                     ),
                 });
             }
         }
         folder.end_bar();
-        let train_time = t_epoch.elapsed().as_secs_f64();
+        let train_time = st.time0 + t_epoch.elapsed().as_secs_f64();
         let (train_metrics, _) = st.meter.finish()?;
         let mut extra = vec![("lr".to_string(), lr)];
         if let Some(a) = loss.scheduled_alpha() {
@@ -805,20 +845,26 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
             Err(TrainError::Interrupted { iteration, .. }) => {
                 let n = iters_per_epoch as usize;
                 folder.flush()?;
-                save_mid(
-                    &st,
-                    epoch,
-                    n,
-                    opt.as_ref(),
-                    &sched,
-                    (best_epoch, best_score),
-                )?;
+                let what = if st.meter.kept().is_some() {
+                    save_mid(
+                        &st,
+                        (epoch, n, train_time),
+                        opt.as_ref(),
+                        &sched,
+                        (best_epoch, best_score),
+                    )?;
+                    format!("saved `last` after the training phase of epoch {epoch}")
+                } else {
+                    format!(
+                        "the last checkpoint (epoch {}) is kept",
+                        ckpt.state("last").map_or(0, |s| s.epoch)
+                    )
+                };
                 return Err(TrainError::Interrupted {
                     epoch,
                     iteration,
                     what: format!(
-                        "during Val; saved `last` after the training phase of epoch {epoch}; \
-                         continue with train.resume=true hydra.run.dir={}",
+                        "during Val; {what}; continue with train.resume=true hydra.run.dir={}",
                         run_dir.display()
                     ),
                 });
