@@ -49,7 +49,8 @@ pub struct EvalArgs {
     /// inputs ignore nothing unless this is given.
     #[arg(long, value_name = "LABEL", allow_negative_numbers = true)]
     pub ignore_index: Option<i64>,
-    /// Bootstrap percentile intervals for ECE, adaptive ECE, NLL and accuracy, with N replicates.
+    /// Bootstrap percentile intervals for ECE, adaptive ECE, NLL and accuracy, with N replicates
+    /// (2 to 1,000,000).
     #[arg(long, value_name = "N")]
     pub bootstrap: Option<usize>,
     /// Seed of the bootstrap resampling.
@@ -118,6 +119,11 @@ struct SegmentationReport {
 pub fn run(args: EvalArgs) -> Result<()> {
     if args.bins == 0 {
         bail!("--bins must be at least 1");
+    }
+    // checked before any input is read (the library refuses it too)
+    let max_reps = mbls_metrics::MAX_REPLICATES;
+    if let Some(reps) = args.bootstrap.filter(|&r| r > max_reps) {
+        bail!("--bootstrap {reps}: at most {max_reps} replicates are supported");
     }
     if let Some(stream) = open_dense_stream(&args.inputs)? {
         return run_dense(&args, stream);

@@ -61,6 +61,63 @@ pub fn load(paths: &[PathBuf], logits_key: &str, labels_key: &str) -> Result<Loa
     check(scores, labels, source)
 }
 
+/// Checks the shape of logits read from `source`, for every command that takes logits
+/// (`mbls eval`, `mbls loss`): `N x C` or `N x C x spatial...`, with at least one sample, at
+/// least `min_classes` classes (and never 0) and no zero-sized spatial dimension, so that an
+/// empty input is refused here rather than reaching a reshape or an empty report.
+pub fn check_logits_shape(source: &str, shape: &[usize], min_classes: usize) -> Result<()> {
+    if shape.len() < 2 {
+        bail!(
+            "{source}: logits must be N x C (or N x C x H x W), found shape {:?}",
+            shape
+        );
+    }
+    let min_classes = min_classes.max(1);
+    if shape[1] < min_classes {
+        bail!(
+            "{source}: need at least {min_classes} class{}, logits have C = {}",
+            if min_classes == 1 { "" } else { "es" },
+            shape[1]
+        );
+    }
+    if shape[0] == 0 {
+        bail!("{source}: no samples (N = 0)");
+    }
+    if let Some(d) = shape[2..].iter().position(|&d| d == 0) {
+        bail!(
+            "{source}: no pixels: spatial dimension {} of the logits (shape {:?}) is 0",
+            d + 2,
+            shape
+        );
+    }
+    Ok(())
+}
+
+/// Checks that labels (`what`: "labels", "targets") of shape `lshape`, read from `source`, fit
+/// logits of shape `shape`: `N` for `N x C`, `N x spatial...` for `N x C x spatial...`.
+pub fn check_labels_shape(
+    source: &str,
+    what: &str,
+    shape: &[usize],
+    lshape: &[usize],
+) -> Result<()> {
+    let [n, _, spatial @ ..] = shape else {
+        bail!("{source}: logits must be N x C (or N x C x H x W), found shape {shape:?}");
+    };
+    let mut want = vec![*n];
+    want.extend_from_slice(spatial);
+    if lshape != want.as_slice() {
+        bail!(
+            "{source}: {what} have shape {:?} but logits of shape {:?} need {what} of shape {:?} \
+             (mismatched N or spatial size)",
+            lshape,
+            shape,
+            want
+        );
+    }
+    Ok(())
+}
+
 /// Checks dtypes and shapes of scores and labels (from headers or arrays).
 fn check_meta(
     source: &str,
@@ -81,34 +138,8 @@ fn check_meta(
             ldt.name()
         );
     }
-    if shape.len() < 2 {
-        bail!(
-            "{source}: logits must be N x C (or N x C x H x W), found shape {:?}",
-            shape
-        );
-    }
-    if shape[1] < 2 {
-        bail!(
-            "{source}: need at least 2 classes, logits have C = {}",
-            shape[1]
-        );
-    }
-    let want_labels: Vec<usize> = std::iter::once(shape[0])
-        .chain(shape[2..].iter().copied())
-        .collect();
-    if lshape != want_labels.as_slice() {
-        bail!(
-            "{source}: labels have shape {:?} but logits of shape {:?} need labels of shape {:?} \
-             (mismatched N or spatial size)",
-            lshape,
-            shape,
-            want_labels
-        );
-    }
-    if shape[0] == 0 {
-        bail!("{source}: no samples (N = 0)");
-    }
-    Ok(())
+    check_logits_shape(source, shape, 2)?;
+    check_labels_shape(source, "labels", shape, lshape)
 }
 
 fn check(scores: NpyArray, labels: NpyArray, source: String) -> Result<Loaded> {
@@ -136,6 +167,8 @@ fn check(scores: NpyArray, labels: NpyArray, source: String) -> Result<Loaded> {
 
 /// Dense (`N x C x H x W ...`) scores read batch by batch: from two `.npy` files without
 /// loading them whole, or from arrays already in memory (`.npz`).
+// One value per command: the size of the streaming variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum DenseSource {
     /// Arrays in memory.
     Memory(Loaded),

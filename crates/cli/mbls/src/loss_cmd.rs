@@ -1,9 +1,10 @@
 //! `mbls loss`: evaluate a configured loss on saved logits and targets.
 
+use crate::input::{check_labels_shape, check_logits_shape};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use mbls_config::Config;
-use mbls_engine::losses::build_loss;
+use mbls_engine::losses::{LossError, build_loss};
 use mbls_engine::tch::{Kind, Tensor};
 use mbls_npy::{NpyArray, NpyData};
 use std::path::PathBuf;
@@ -65,14 +66,17 @@ pub fn run(args: LossArgs) -> Result<()> {
     let params = serde_json::to_value(cfg.subtree("loss")?.value())?;
     let mut loss = build_loss(&spec)?;
 
+    let logits_src = args.logits.display().to_string();
+    let targets_src = args.targets.display().to_string();
     let la = NpyArray::read(&args.logits)?;
     if !matches!(la.data, NpyData::F32(_) | NpyData::F64(_)) {
         bail!(
-            "{}: logits must be float32 or float64, found {}",
-            args.logits.display(),
+            "{logits_src}: logits must be float32 or float64, found {}",
             la.dtype().name()
         );
     }
+    // the shape checks of `mbls eval`: no empty dimension reaches a reshape
+    check_logits_shape(&logits_src, &la.shape, 1)?;
     if let Some(bad) = la
         .to_f32()
         .unwrap_or_default()
@@ -90,16 +94,21 @@ pub fn run(args: LossArgs) -> Result<()> {
         NpyData::F32(_) | NpyData::F64(_) | NpyData::Bool(_)
     ) {
         bail!(
-            "{}: targets must be integers, found {}",
-            args.targets.display(),
+            "{targets_src}: targets must be integers, found {}",
             ta.dtype().name()
         );
     }
+    check_labels_shape(&targets_src, "targets", &la.shape, &ta.shape)?;
     let logits = to_tensor(&la, "logits", &args.logits)?.set_requires_grad(true);
     let targets = to_tensor(&ta, "targets", &args.targets)?;
-    let terms = loss
-        .forward(&logits, &targets)
-        .with_context(|| format!("{} with {}", name, args.logits.display()))?;
+    let terms = loss.forward(&logits, &targets).map_err(|e| {
+        // a bad target is the targets file's fault, anything else the logits'
+        let file = match &e {
+            LossError::TargetOutOfRange { .. } => &targets_src,
+            _ => &logits_src,
+        };
+        anyhow::Error::new(e).context(format!("{name} with {file}"))
+    })?;
     let values = terms.values()?;
     terms.total().backward();
     let grad = logits.grad();

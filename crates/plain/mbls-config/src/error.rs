@@ -8,10 +8,12 @@ use thiserror::Error;
 /// valid answers, lists them.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum ConfigError {
-    /// An override that is not of the form `group=option`, `key=value` or `+key=value`.
+    /// An override that is not of the form `group=option`, `key=value` or `+key=value`, or
+    /// whose key is past [`MAX_KEY_LEN`](crate::limits::MAX_KEY_LEN) or
+    /// [`MAX_KEY_SEGMENTS`](crate::limits::MAX_KEY_SEGMENTS).
     #[error("bad override `{arg}`: {reason}")]
     BadOverride {
-        /// The override as given.
+        /// The override as given (its start and `...` when it is over 200 bytes).
         arg: String,
         /// What is wrong with it.
         reason: String,
@@ -48,12 +50,14 @@ pub enum ConfigError {
         key: String,
     },
 
-    /// A value that does not parse as a YAML scalar or flow collection.
+    /// A value that does not parse as a YAML scalar or flow collection, or that is refused:
+    /// a float out of range (`1e400`) or not finite (`.inf`, `.nan`), a YAML alias (`*name`),
+    /// nesting deeper than [`MAX_YAML_DEPTH`](crate::limits::MAX_YAML_DEPTH).
     #[error("cannot parse the value `{value}` of `{key}`: {reason}")]
     BadValue {
         /// The dotted key.
         key: String,
-        /// The value as given.
+        /// The value as given (its start and `...` when it is over 200 bytes).
         value: String,
         /// The parser's complaint.
         reason: String,
@@ -92,15 +96,45 @@ pub enum ConfigError {
     },
 
     /// An interpolation that is malformed or uses a feature this crate does not support
-    /// (resolvers such as `${now:...}` or `${oc.env:...}`, nesting).
+    /// (resolvers such as `${now:...}` or `${oc.env:...}`, nesting), or that names a key past
+    /// [`MAX_KEY_LEN`](crate::limits::MAX_KEY_LEN) or
+    /// [`MAX_KEY_SEGMENTS`](crate::limits::MAX_KEY_SEGMENTS).
     #[error("bad interpolation in `{key}` (value `{value}`): {reason}")]
     InterpolationInvalid {
         /// The key whose value holds the interpolation.
         key: String,
-        /// The whole value.
+        /// The whole value (its start and `...` when it is over 200 bytes).
         value: String,
         /// What is wrong.
         reason: String,
+    },
+
+    /// Interpolations nested past a limit: a chain of more than
+    /// [`MAX_INTERPOLATION_DEPTH`](crate::limits::MAX_INTERPOLATION_DEPTH) `${...}` references
+    /// (`a: ${b}`, `b: ${c}`, ...), or a resolution through more than
+    /// [`MAX_RESOLVE_NESTING`](crate::limits::MAX_RESOLVE_NESTING) values inside one another.
+    #[error("interpolation of `{key}` is too deep: more than {limit} {what}")]
+    InterpolationTooDeep {
+        /// The key whose resolution went past the limit.
+        key: String,
+        /// The limit passed.
+        limit: usize,
+        /// What the limit counts, e.g. `` `${...}` references in a chain ``.
+        what: String,
+    },
+
+    /// Interpolations that build a string longer than
+    /// [`MAX_STRING_LEN`](crate::limits::MAX_STRING_LEN) (`${a}${a}`, doubled again and
+    /// again), or a resolved configuration larger than
+    /// [`MAX_RESOLVED_SIZE`](crate::limits::MAX_RESOLVED_SIZE) (lists of whole copies of lists).
+    #[error("resolving `{key}` makes {what} larger than the limit of {limit} bytes")]
+    ResolvedTooLarge {
+        /// The key being resolved when the limit was passed.
+        key: String,
+        /// What went past the limit: `its string` or `the configuration`.
+        what: String,
+        /// The limit passed, in bytes.
+        limit: u64,
     },
 
     /// An accessor asked for a key that is not in the config.
@@ -151,4 +185,15 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// `text` for a message that quotes input: as is up to 200 bytes, else its first 100
+/// characters and `...` (an override can be as long as the command line allows).
+pub(crate) fn shorten(text: &str) -> String {
+    const MAX: usize = 200;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let end = text.char_indices().nth(100).map_or(text.len(), |(i, _)| i);
+    format!("{}...", &text[..end])
 }

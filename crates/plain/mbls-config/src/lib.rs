@@ -22,6 +22,10 @@
 //! Group selections are applied first, then key overrides in command-line order (a later one
 //! wins), then `${key}` interpolations are resolved against the final tree.
 //!
+//! Input is bounded ([`limits`]): key length and depth, YAML nesting and aliases (refused in
+//! override values), interpolation depth, and the size of what interpolation builds; past a
+//! limit composition fails with an error naming the override or key.
+//!
 //! ```
 //! use mbls_config::Config;
 //!
@@ -49,6 +53,7 @@
 
 mod error;
 mod interp;
+pub mod limits;
 mod overrides;
 mod registry;
 mod suggest;
@@ -88,8 +93,10 @@ impl Config {
     /// ([`ConfigError::UnknownOption`], listing the valid ones), an unknown key without `+`
     /// ([`ConfigError::UnknownKey`], with the closest key), `+` on an existing key
     /// ([`ConfigError::KeyExists`]), an unparsable value ([`ConfigError::BadValue`]), a value
-    /// of the wrong type ([`ConfigError::TypeMismatch`]), or a missing, cyclic or unsupported
-    /// interpolation.
+    /// of the wrong type ([`ConfigError::TypeMismatch`]), a missing, cyclic or unsupported
+    /// interpolation, or input past one of the [`limits`] (a key too long or too deep, a YAML
+    /// alias in an override value, a non-finite float, interpolations too deep or that build
+    /// too much: [`ConfigError::InterpolationTooDeep`], [`ConfigError::ResolvedTooLarge`]).
     pub fn compose(overrides: &[&str]) -> Result<Config, ConfigError> {
         Config::compose_args(overrides)
     }

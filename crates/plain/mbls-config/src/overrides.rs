@@ -2,11 +2,12 @@
 
 use yaml_rust2::Yaml;
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, shorten};
 use crate::interp::is_interpolation;
+use crate::limits::{MAX_KEY_LEN, MAX_KEY_SEGMENTS};
 use crate::registry;
 use crate::suggest::closest;
-use crate::value::{Value, join};
+use crate::value::{Value, format_float, join};
 
 /// What an override does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +37,7 @@ pub(crate) struct Override {
 /// Parses `group=option`, `key=value`, `+key=value` or `++key=value`.
 pub(crate) fn parse(arg: &str) -> Result<Override, ConfigError> {
     let bad = |reason: &str| ConfigError::BadOverride {
-        arg: arg.to_string(),
+        arg: shorten(arg),
         reason: reason.to_string(),
     };
     if arg.trim_start().starts_with('~') {
@@ -57,6 +58,19 @@ pub(crate) fn parse(arg: &str) -> Result<Override, ConfigError> {
     };
     if key.is_empty() {
         return Err(bad("the key is empty"));
+    }
+    // Bounded before anything walks the key: adding a key of n parts builds n paths.
+    if key.len() > MAX_KEY_LEN {
+        return Err(bad(&format!(
+            "the key is {} bytes long; a key is at most {MAX_KEY_LEN} bytes",
+            key.len()
+        )));
+    }
+    let segments = key.split('.').count();
+    if segments > MAX_KEY_SEGMENTS {
+        return Err(bad(&format!(
+            "the key has {segments} dot-separated parts; a key has at most {MAX_KEY_SEGMENTS}"
+        )));
     }
     if !key.split('.').all(|seg| {
         !seg.is_empty()
@@ -88,6 +102,7 @@ pub(crate) fn parse(arg: &str) -> Result<Override, ConfigError> {
 
 /// A parsed override value, and its text when it was an unquoted scalar (a string key takes
 /// that text as is: `data.data_root=123` is the string `123`).
+#[derive(Debug)]
 pub(crate) struct Parsed {
     pub value: Value,
     pub plain: Option<String>,
@@ -95,11 +110,13 @@ pub(crate) struct Parsed {
 
 /// Parses a value as YAML: an unquoted scalar by the YAML 1.2 core schema (`0.1`, `5e-4`,
 /// `-100`, `True`, `null`, anything else a string), a quoted string, or a flow list or
-/// mapping (`[40, 60]`, `{a: 1}`). The empty value is the empty string.
+/// mapping (`[40, 60]`, `{a: 1}`). The empty value is the empty string. Refused: YAML aliases
+/// (`*name`), nesting past [`MAX_YAML_DEPTH`](crate::limits::MAX_YAML_DEPTH), and floats that
+/// are not finite (`1e400`, out of range; `.inf`, `.nan`).
 pub(crate) fn parse_value(key: &str, text: &str) -> Result<Parsed, ConfigError> {
     let bad = |reason: String| ConfigError::BadValue {
         key: key.to_string(),
-        value: text.to_string(),
+        value: shorten(text),
         reason,
     };
     if text.is_empty() {
@@ -110,7 +127,7 @@ pub(crate) fn parse_value(key: &str, text: &str) -> Result<Parsed, ConfigError> 
     }
     let first = text.chars().next().unwrap_or(' ');
     if matches!(first, '[' | '{' | '"' | '\'') {
-        let v = Value::parse_document(text).map_err(bad)?;
+        let v = Value::parse_document_with(text, false).map_err(bad)?;
         let ok = match first {
             '[' => matches!(v, Value::List(_)),
             '{' => matches!(v, Value::Map(_)),
@@ -119,16 +136,40 @@ pub(crate) fn parse_value(key: &str, text: &str) -> Result<Parsed, ConfigError> 
         if !ok {
             return Err(bad(format!("it parses as {}", v.type_name())));
         }
+        if let Some(x) = non_finite(&v) {
+            return Err(bad(not_finite_reason(x)));
+        }
         return Ok(Parsed {
             value: v,
             plain: None,
         });
     }
     let value = Value::from_yaml(&Yaml::from_str(text)).map_err(bad)?;
+    if let Some(x) = non_finite(&value) {
+        return Err(bad(not_finite_reason(x)));
+    }
     Ok(Parsed {
         value,
         plain: Some(text.to_string()),
     })
+}
+
+/// The first float of `v` (or of its elements) that is not finite.
+fn non_finite(v: &Value) -> Option<f64> {
+    match v {
+        Value::Float(x) if !x.is_finite() => Some(*x),
+        Value::List(items) => items.iter().find_map(non_finite),
+        Value::Map(entries) => entries.iter().find_map(|(_, v)| non_finite(v)),
+        _ => None,
+    }
+}
+
+/// Why a non-finite float is refused in an override.
+fn not_finite_reason(x: f64) -> String {
+    format!(
+        "`{}` is not a finite float; an override takes finite numbers only",
+        format_float(x)
+    )
 }
 
 /// The value to store at `key` whose current value is `old`, given the new `value`: the same
@@ -350,5 +391,110 @@ mod tests {
             matches!(e, ConfigError::UnknownKey { ref key, .. } if key == "k.c"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn keys_are_bounded() {
+        // 10,000 parts (20 kB): refused before any path is built, and not echoed whole
+        let arg = format!("+{}=1", vec!["a"; 10_000].join("."));
+        let e = parse(&arg).unwrap_err();
+        let ConfigError::BadOverride { arg: shown, reason } = &e else {
+            panic!("{e}");
+        };
+        assert_eq!(
+            reason,
+            "the key is 19999 bytes long; a key is at most 1000 bytes"
+        );
+        assert!(
+            shown.starts_with("+a.a.a.") && shown.ends_with("..."),
+            "{shown}"
+        );
+        assert!(e.to_string().len() < 300, "{e}");
+        // parts
+        let deep = vec!["a"; MAX_KEY_SEGMENTS + 1].join(".");
+        let e = parse(&format!("+{deep}=1")).unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::BadOverride {
+                arg: format!("+{deep}=1"),
+                reason: "the key has 33 dot-separated parts; a key has at most 32".into(),
+            }
+        );
+        // at the limits
+        let o = parse(&format!("+{}=1", vec!["a"; MAX_KEY_SEGMENTS].join("."))).unwrap();
+        assert_eq!(o.kind, Kind::Add);
+        let o = parse(&format!("++{}=1", "a".repeat(MAX_KEY_LEN))).unwrap();
+        assert_eq!(o.key.len(), MAX_KEY_LEN);
+    }
+
+    #[test]
+    fn values_refuse_aliases() {
+        let bomb = "[&x [1,1,1,1,1,1,1,1,1], &y [*x,*x,*x,*x,*x,*x,*x,*x,*x], \
+                    &z [*y,*y,*y,*y,*y,*y,*y,*y,*y], [*z,*z,*z,*z,*z,*z,*z,*z,*z]]";
+        let Err(e) = parse_value("a", bomb) else {
+            panic!("accepted");
+        };
+        let ConfigError::BadValue { key, value, reason } = &e else {
+            panic!("{e}");
+        };
+        assert_eq!((key.as_str(), value.as_str()), ("a", bomb));
+        assert!(
+            reason.contains("aliases (`*name`) are not accepted"),
+            "{reason}"
+        );
+        assert!(parse_value("a", "{b: &x 1, c: *x}").is_err());
+        // `*x` unquoted is a plain string, as before
+        assert_eq!(
+            parse_value("a", "*x").unwrap().value,
+            Value::Str("*x".into())
+        );
+        // nesting
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let e = parse_value("a", &deep).unwrap_err();
+        assert!(e.to_string().contains("nested more than 64 levels"), "{e}");
+        assert!(e.to_string().len() < 300, "{e}");
+    }
+
+    #[test]
+    fn values_refuse_non_finite_floats() {
+        let e = parse_value("loss.margin", "1e400").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot parse the value `1e400` of `loss.margin`: `1e400` is out of range for a float"
+        );
+        for (text, shown) in [
+            (".inf", ".inf"),
+            ("-.inf", "-.inf"),
+            ("+.INF", ".inf"),
+            (".nan", ".nan"),
+            (".NaN", ".nan"),
+            ("[1, .inf]", ".inf"),
+            ("{a: {b: .nan}}", ".nan"),
+        ] {
+            let e = parse_value("k", text).unwrap_err();
+            assert_eq!(
+                e,
+                ConfigError::BadValue {
+                    key: "k".into(),
+                    value: text.into(),
+                    reason: format!(
+                        "`{shown}` is not a finite float; an override takes finite numbers only"
+                    ),
+                },
+                "{text}"
+            );
+        }
+        let e = parse_value("k", "[0.5, -2e308]").unwrap_err();
+        assert!(e.to_string().contains("`-2e308` is out of range"), "{e}");
+        // quoted, they are strings; finite extremes are floats
+        assert_eq!(
+            parse_value("k", "'.inf'").unwrap().value,
+            Value::Str(".inf".into())
+        );
+        assert_eq!(
+            parse_value("k", "1.7976931348623157e308").unwrap().value,
+            Value::Float(f64::MAX)
+        );
+        assert_eq!(parse_value("k", "1e-400").unwrap().value, Value::Float(0.0));
     }
 }

@@ -1,10 +1,13 @@
 //! The configuration tree: an ordered YAML value, and its conversion from and to YAML text.
 
+use std::collections::HashMap;
 use std::fmt;
 
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::{Yaml, YamlEmitter, YamlLoader};
 
 use crate::error::ConfigError;
+use crate::limits::{MAX_ALIAS_BYTES, MAX_ALIAS_NODES, MAX_YAML_DEPTH};
 
 /// One node of a configuration tree.
 ///
@@ -134,16 +137,26 @@ impl Value {
         out
     }
 
-    /// Converts a parsed YAML node (the loader expands aliases). Mapping keys must be scalars.
+    /// Converts a parsed YAML node (the loader expands aliases). Mapping keys must be scalars;
+    /// a float out of range (`1e400`, read as infinity) is an error.
     pub(crate) fn from_yaml(y: &Yaml) -> Result<Value, String> {
         Ok(match y {
             Yaml::Null => Value::Null,
             Yaml::Boolean(b) => Value::Bool(*b),
             Yaml::Integer(i) => Value::Int(*i),
-            Yaml::Real(s) => Value::Float(
-                y.as_f64()
-                    .ok_or_else(|| format!("`{s}` is not a valid float"))?,
-            ),
+            Yaml::Real(s) => {
+                let x = y
+                    .as_f64()
+                    .ok_or_else(|| format!("`{s}` is not a valid float"))?;
+                // `1e400` reads as infinity: refused, where `.inf` is infinity on purpose.
+                let inf_literal = s
+                    .trim_start_matches(['+', '-'])
+                    .eq_ignore_ascii_case(".inf");
+                if x.is_infinite() && !inf_literal {
+                    return Err(format!("`{s}` is out of range for a float"));
+                }
+                Value::Float(x)
+            }
             Yaml::String(s) => Value::Str(s.clone()),
             Yaml::Array(items) => Value::List(
                 items
@@ -179,13 +192,26 @@ impl Value {
     /// # Errors
     ///
     /// [`ConfigError::Parse`] for invalid YAML, several documents, duplicate or
-    /// non-scalar mapping keys.
+    /// non-scalar mapping keys, a float out of range (`1e400`), mappings and lists nested
+    /// deeper than [`MAX_YAML_DEPTH`](crate::limits::MAX_YAML_DEPTH), or aliases that expand
+    /// past [`MAX_ALIAS_NODES`](crate::limits::MAX_ALIAS_NODES) or
+    /// [`MAX_ALIAS_BYTES`](crate::limits::MAX_ALIAS_BYTES).
     pub fn parse_yaml(text: &str) -> Result<Value, ConfigError> {
         Value::parse_document(text).map_err(|reason| ConfigError::Parse { reason })
     }
 
-    /// Parses one YAML document (an empty document is an empty mapping).
+    /// Parses one YAML document (an empty document is an empty mapping); aliases are
+    /// expanded, within the limits.
     pub(crate) fn parse_document(text: &str) -> Result<Value, String> {
+        Value::parse_document_with(text, true)
+    }
+
+    /// [`Value::parse_document`], refusing any alias when `aliases` is false (override
+    /// values).
+    pub(crate) fn parse_document_with(text: &str, aliases: bool) -> Result<Value, String> {
+        // The loader recurses once per level of nesting and copies the anchored node at every
+        // alias: check both on the events first, which takes no memory beyond the anchors.
+        scan(text, aliases)?;
         let docs = YamlLoader::load_from_str(text).map_err(|e| e.to_string())?;
         match docs.as_slice() {
             [] => Ok(Value::Map(Vec::new())),
@@ -227,6 +253,67 @@ impl Value {
         let mut body = body.to_string();
         body.push('\n');
         body
+    }
+}
+
+/// Walks the parser's events of a YAML text without building anything: refuses mappings and
+/// lists nested deeper than [`MAX_YAML_DEPTH`], any alias when `aliases` is false, and
+/// aliases whose expansion would add more than [`MAX_ALIAS_NODES`] nodes or
+/// [`MAX_ALIAS_BYTES`] bytes of scalar text to the document. Syntax errors are the parser's,
+/// as the loader reports them.
+fn scan(text: &str, aliases: bool) -> Result<(), String> {
+    let mut parser = Parser::new_from_str(text);
+    // (anchor id, nodes, scalar bytes) of each mapping or list being read, outermost first
+    let mut open: Vec<(usize, u64, u64)> = Vec::new();
+    // (nodes, scalar bytes) of each anchored node, as expanded
+    let mut anchored: HashMap<usize, (u64, u64)> = HashMap::new();
+    let (mut alias_nodes, mut alias_bytes) = (0u64, 0u64);
+    loop {
+        let (event, _) = parser.next_token().map_err(|e| e.to_string())?;
+        let (anchor, nodes, bytes): (usize, u64, u64) = match event {
+            Event::StreamEnd => return Ok(()),
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if open.len() >= MAX_YAML_DEPTH {
+                    return Err(format!(
+                        "mappings and lists nested more than {MAX_YAML_DEPTH} levels deep"
+                    ));
+                }
+                open.push((anchor, 1, 0));
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => match open.pop() {
+                Some(done) => done,
+                None => continue,
+            },
+            Event::Scalar(s, _, anchor, _) => (anchor, 1, s.len() as u64),
+            Event::Alias(id) => {
+                if !aliases {
+                    return Err(
+                        "YAML aliases (`*name`) are not accepted in an override value; write \
+                         the value out"
+                            .into(),
+                    );
+                }
+                let (nodes, bytes) = anchored.get(&id).copied().unwrap_or((1, 0));
+                alias_nodes = alias_nodes.saturating_add(nodes);
+                alias_bytes = alias_bytes.saturating_add(bytes);
+                if alias_nodes > MAX_ALIAS_NODES || alias_bytes > MAX_ALIAS_BYTES {
+                    return Err(format!(
+                        "YAML aliases (`*name`) expand to more than {MAX_ALIAS_NODES} nodes or \
+                         {MAX_ALIAS_BYTES} bytes"
+                    ));
+                }
+                (0, nodes, bytes)
+            }
+            _ => continue,
+        };
+        if anchor > 0 {
+            anchored.insert(anchor, (nodes, bytes));
+        }
+        if let Some(parent) = open.last_mut() {
+            parent.1 = parent.1.saturating_add(nodes);
+            parent.2 = parent.2.saturating_add(bytes);
+        }
     }
 }
 
@@ -407,5 +494,87 @@ mod tests {
         let v = Value::parse_document("b: 1\na: [0.5, true, null, s]\n").unwrap();
         let json = serde_json::to_string(&v).unwrap();
         assert_eq!(json, r#"{"b":1,"a":[0.5,true,null,"s"]}"#);
+    }
+
+    /// The alias bomb of the issue: nine levels of nine aliases of the level below, 9^9
+    /// (387 million) numbers from about 250 bytes.
+    fn alias_bomb() -> String {
+        let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+        let mut levels = vec!["&a [1,1,1,1,1,1,1,1,1]".to_string()];
+        for w in names.windows(2) {
+            let aliases = vec![format!("*{}", w[0]); 9].join(",");
+            levels.push(format!("&{} [{aliases}]", w[1]));
+        }
+        format!("[{}]", levels.join(", "))
+    }
+
+    #[test]
+    fn alias_expansion_is_bounded() {
+        let bomb = alias_bomb();
+        assert!(bomb.len() < 300, "{}", bomb.len());
+        let e = Value::parse_document(&bomb).unwrap_err();
+        assert!(
+            e.contains("expand to more than 100000 nodes or 1048576 bytes"),
+            "{e}"
+        );
+        // refused outright where aliases are not accepted (override values)
+        let e = Value::parse_document_with(&bomb, false).unwrap_err();
+        assert!(e.contains("not accepted in an override value"), "{e}");
+        let e = Value::parse_document_with("[&x [1], *x]", false).unwrap_err();
+        assert!(e.contains("not accepted"), "{e}");
+        // an anchor alone is harmless
+        assert_eq!(
+            Value::parse_document_with("[&x 1, 2]", false).unwrap(),
+            Value::List(vec![Value::Int(1), Value::Int(2)])
+        );
+        // within the limit, aliases expand: 3 levels of 9 (about 800 nodes)
+        let small = "[&a [1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a], \
+                     [*b,*b,*b,*b,*b,*b,*b,*b,*b]]";
+        let v = Value::parse_document(small).unwrap();
+        assert_eq!(v.at("2.8.8"), Some(&Value::List(vec![Value::Int(1); 9])));
+        // text copied by aliases counts too: 2,000 copies of a 1 kB string is 2 MB
+        let long = format!("&s {}", "x".repeat(1000));
+        let copies = vec!["*s"; 2000].join(", ");
+        let e = Value::parse_document(&format!("[{long}, {copies}]")).unwrap_err();
+        assert!(e.contains("1048576 bytes"), "{e}");
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(Value::parse_document(&nested(MAX_YAML_DEPTH)).is_ok());
+        let e = Value::parse_document(&nested(MAX_YAML_DEPTH + 1)).unwrap_err();
+        assert_eq!(e, "mappings and lists nested more than 64 levels deep");
+        // block style too, which the loader would recurse into without limit
+        let block = "- ".repeat(100_000) + "x\n";
+        let e = Value::parse_document(&block).unwrap_err();
+        assert_eq!(e, "mappings and lists nested more than 64 levels deep");
+        // syntax errors are reported as before
+        let e = Value::parse_document("[1, 2").unwrap_err();
+        assert!(!e.contains("nested"), "{e}");
+    }
+
+    #[test]
+    fn floats_out_of_range_are_refused() {
+        for text in ["1e400", "-1e400", "1.0e+309"] {
+            let e = Value::parse_document(text).unwrap_err();
+            assert_eq!(e, format!("`{text}` is out of range for a float"));
+        }
+        let e = Value::parse_document("{a: [1, 2e308]}").unwrap_err();
+        assert_eq!(e, "`2e308` is out of range for a float");
+        // infinity on purpose, and what underflows to zero, are floats
+        assert_eq!(
+            Value::parse_document(".inf").unwrap(),
+            Value::Float(f64::INFINITY)
+        );
+        assert_eq!(
+            Value::parse_document("-.Inf").unwrap(),
+            Value::Float(f64::NEG_INFINITY)
+        );
+        assert_eq!(Value::parse_document("1e-400").unwrap(), Value::Float(0.0));
+        assert_eq!(
+            Value::parse_document("1.7976931348623157e308").unwrap(),
+            Value::Float(f64::MAX)
+        );
     }
 }

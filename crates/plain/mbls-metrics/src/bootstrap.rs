@@ -12,6 +12,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
 
+/// The most replicates [`bootstrap`] draws (a bound on time and memory from one option value).
+pub const MAX_REPLICATES: usize = 1_000_000;
+
 /// Bootstrap settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BootstrapOptions {
@@ -84,6 +87,12 @@ pub fn bootstrap(
     if opts.replicates < 2 {
         return Err(MetricError::Invalid(format!(
             "bootstrap needs at least 2 replicates, got {}",
+            opts.replicates
+        )));
+    }
+    if opts.replicates > MAX_REPLICATES {
+        return Err(MetricError::Invalid(format!(
+            "bootstrap supports at most {MAX_REPLICATES} replicates, got {}",
             opts.replicates
         )));
     }
@@ -223,6 +232,20 @@ mod tests {
         assert_eq!(percentile(&v, 0.5), 2.5);
         assert_eq!(percentile(&v, 0.0), 1.0);
         assert_eq!(percentile(&v, 1.0), 4.0);
+    }
+
+    #[test]
+    fn replicates_are_bounded() {
+        let a = acc();
+        let e = bootstrap(
+            &a,
+            &BootstrapOptions {
+                replicates: usize::MAX,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("at most 1000000 replicates"), "{e}");
     }
 
     #[test]

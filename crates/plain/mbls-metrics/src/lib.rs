@@ -25,7 +25,7 @@ pub mod temperature;
 
 pub use adaptive::{AdaptiveVariant, ConfidenceStore};
 pub use bins::BinEdges;
-pub use bootstrap::{BootstrapOptions, BootstrapResult, Interval, bootstrap};
+pub use bootstrap::{BootstrapOptions, BootstrapResult, Interval, MAX_REPLICATES, bootstrap};
 pub use classify::{
     BinStat, ClassificationAccumulator, ClassificationMetrics, ClassificationOptions, LogitStats,
     ScoreKind, evaluate,

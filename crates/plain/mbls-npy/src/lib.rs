@@ -3,8 +3,13 @@
 //! Supports format versions 1.0, 2.0 and 3.0, C and Fortran order (Fortran arrays are
 //! returned in C order), little- and big-endian data, and the dtypes `f4 f8 i1 i2 i4 i8
 //! u1 u2 u4 u8 b1`. `.npz` archives may be stored or deflate-compressed
-//! (`np.savez` / `np.savez_compressed`). Every malformed input is a typed [`NpyError`]
-//! that names the problem; nothing here panics on bad files.
+//! (`np.savez` / `np.savez_compressed`); the CRC-32 of every member read is checked. Every
+//! malformed input is a typed [`NpyError`] that names the problem; nothing here panics on
+//! bad files.
+//!
+//! Limits: a shape has at most [`MAX_DIMS`] dimensions, and the product of its non-zero
+//! dimensions is at most [`MAX_ELEMENTS`] (so that no element count, byte size or stride
+//! computed from it overflows, even for an empty array such as `(0, 10^12, 10^12)`).
 //!
 //! ```
 //! use mbls_npy::{NpyArray, NpyData};
@@ -21,6 +26,13 @@ use std::io::{BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
+
+/// The largest number of elements a shape may span (2^40): the product of its non-zero
+/// dimensions, checked by every reader and by [`NpyArray::new`].
+pub const MAX_ELEMENTS: u64 = 1 << 40;
+
+/// The most dimensions a shape may have (NumPy's own limit, `NPY_MAXDIMS`).
+pub const MAX_DIMS: usize = 64;
 
 /// Errors while reading or writing `.npy` / `.npz` data.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +65,10 @@ pub enum NpyError {
         /// Bytes actually present.
         found: u64,
     },
+    /// A shape with more than [`MAX_DIMS`] dimensions, or whose non-zero dimensions multiply
+    /// to more than [`MAX_ELEMENTS`] elements (or overflow).
+    #[error("array too large: {0}")]
+    TooLarge(String),
     /// The shape does not match the number of elements given.
     #[error("shape {shape:?} holds {expected} elements but {found} were given")]
     ShapeMismatch {
@@ -66,6 +82,14 @@ pub enum NpyError {
     /// The `.npz` archive is not a readable zip file.
     #[error("not a readable .npz (zip) archive: {0}")]
     Zip(String),
+    /// An `.npz` member whose data does not match the CRC-32 the archive records for it.
+    #[error("CRC mismatch in member {member} of {archive} (the archive is corrupt)")]
+    CrcMismatch {
+        /// The member's name in the archive (e.g. `logits.npy`).
+        member: String,
+        /// The archive.
+        archive: String,
+    },
     /// A key is missing from an `.npz` archive.
     #[error("key '{key}' not found in .npz archive (keys: {available})")]
     MissingKey {
@@ -274,8 +298,38 @@ pub struct NpyArray {
     pub data: NpyData,
 }
 
-fn numel(shape: &[usize]) -> Option<usize> {
-    shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+/// The number of elements of `shape`, after checking it against the limits: at most
+/// [`MAX_DIMS`] dimensions, and at most [`MAX_ELEMENTS`] for the product of the non-zero
+/// dimensions (what strides are computed from, so that an empty array such as
+/// `(0, 10^12, 10^12)` is refused too).
+///
+/// # Errors
+/// [`NpyError::TooLarge`] past either limit.
+pub fn check_shape(shape: &[usize]) -> Result<usize, NpyError> {
+    if shape.len() > MAX_DIMS {
+        return Err(NpyError::TooLarge(format!(
+            "{} dimensions (at most {MAX_DIMS})",
+            shape.len()
+        )));
+    }
+    let mut span: u64 = 1;
+    let mut empty = false;
+    for &d in shape {
+        if d == 0 {
+            empty = true;
+            continue;
+        }
+        span = (d as u64)
+            .checked_mul(span)
+            .filter(|&s| s <= MAX_ELEMENTS)
+            .ok_or_else(|| {
+                NpyError::TooLarge(format!(
+                    "shape {shape:?} spans more than {MAX_ELEMENTS} elements (2^40, the limit; \
+                     zero-sized dimensions aside)"
+                ))
+            })?;
+    }
+    Ok(if empty { 0 } else { span as usize })
 }
 
 /// Element types that can be written to `.npy`.
@@ -307,8 +361,7 @@ element!(bool, Bool);
 impl NpyArray {
     /// Creates an array, checking that `shape` matches the number of elements.
     pub fn new(shape: Vec<usize>, data: NpyData) -> Result<Self, NpyError> {
-        let expected =
-            numel(&shape).ok_or_else(|| NpyError::BadHeader("shape overflows".into()))?;
+        let expected = check_shape(&shape)?;
         if expected != data.len() {
             return Err(NpyError::ShapeMismatch {
                 shape,
@@ -547,6 +600,11 @@ fn parse_header(text: &str) -> Result<Header, NpyError> {
         if p.is_empty() {
             continue;
         }
+        if shape.len() == MAX_DIMS {
+            return Err(NpyError::TooLarge(format!(
+                "more than {MAX_DIMS} dimensions in 'shape'"
+            )));
+        }
         shape.push(
             p.parse::<usize>()
                 .map_err(|_| bad("bad dimension in 'shape'"))?,
@@ -625,10 +683,9 @@ fn read_header<R: Read>(
         hbuf.iter().map(|&b| b as char).collect()
     };
     let h = parse_header(&text)?;
-    let n = numel(&h.shape).ok_or_else(|| NpyError::BadHeader("shape overflows".into()))?;
-    let nbytes = n
-        .checked_mul(h.dtype.size())
-        .ok_or_else(|| NpyError::BadHeader("shape overflows".into()))? as u64;
+    let n = check_shape(&h.shape)?;
+    // at most 2^40 elements (`check_shape`) of at most 8 bytes: no overflow
+    let nbytes = n as u64 * h.dtype.size() as u64;
     let header_total = (if major == 1 { 10 } else { 12 }) + hlen as u64;
     if let Some(len) = file_len {
         let avail = len.saturating_sub(header_total);
@@ -719,55 +776,95 @@ fn read_data<R: Read>(
     })
 }
 
-fn fortran_to_c(arr: NpyArray) -> NpyArray {
-    let shape = arr.shape.clone();
+/// The elements of a Fortran-order (column-major) array of `shape`, in C order. Memory is
+/// the output only (source offsets are updated as the C index advances).
+fn fortran_to_c_vec<T: Copy>(v: &[T], shape: &[usize]) -> Vec<T> {
     let nd = shape.len();
-    let n = arr.len();
-    // Fortran strides (in elements) of each dimension.
+    // Fortran strides (in elements) of each dimension; at most the element count, which
+    // `check_shape` bounds.
     let mut fstride = vec![1usize; nd];
     for d in 1..nd {
         fstride[d] = fstride[d - 1] * shape[d - 1];
     }
-    let mut src_index = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(v.len());
     let mut idx = vec![0usize; nd];
-    for _ in 0..n {
-        src_index.push(idx.iter().zip(&fstride).map(|(i, s)| i * s).sum::<usize>());
+    let mut src = 0usize;
+    for _ in 0..v.len() {
+        out.push(v[src]);
         for d in (0..nd).rev() {
             idx[d] += 1;
+            src += fstride[d];
             if idx[d] < shape[d] {
                 break;
             }
+            // idx[d] == shape[d]: its share of `src` is shape[d] * fstride[d]
+            src -= fstride[d] * shape[d];
             idx[d] = 0;
         }
     }
-    macro_rules! gather {
+    out
+}
+
+/// Reorders a Fortran-order array (data in column-major order) to C order.
+fn fortran_to_c(arr: NpyArray) -> NpyArray {
+    let shape = arr.shape;
+    macro_rules! to_c {
         ($v:expr, $var:ident) => {
-            NpyData::$var(src_index.iter().map(|&i| $v[i]).collect())
+            NpyData::$var(fortran_to_c_vec(&$v, &shape))
         };
     }
-    let data = match &arr.data {
-        NpyData::F32(v) => gather!(v, F32),
-        NpyData::F64(v) => gather!(v, F64),
-        NpyData::I8(v) => gather!(v, I8),
-        NpyData::I16(v) => gather!(v, I16),
-        NpyData::I32(v) => gather!(v, I32),
-        NpyData::I64(v) => gather!(v, I64),
-        NpyData::U8(v) => gather!(v, U8),
-        NpyData::U16(v) => gather!(v, U16),
-        NpyData::U32(v) => gather!(v, U32),
-        NpyData::U64(v) => gather!(v, U64),
-        NpyData::Bool(v) => gather!(v, Bool),
+    let data = match arr.data {
+        NpyData::F32(v) => to_c!(v, F32),
+        NpyData::F64(v) => to_c!(v, F64),
+        NpyData::I8(v) => to_c!(v, I8),
+        NpyData::I16(v) => to_c!(v, I16),
+        NpyData::I32(v) => to_c!(v, I32),
+        NpyData::I64(v) => to_c!(v, I64),
+        NpyData::U8(v) => to_c!(v, U8),
+        NpyData::U16(v) => to_c!(v, U16),
+        NpyData::U32(v) => to_c!(v, U32),
+        NpyData::U64(v) => to_c!(v, U64),
+        NpyData::Bool(v) => to_c!(v, Bool),
     };
     NpyArray { shape, data }
 }
 
+/// Elements `start..end` of `data`, copied.
+fn slice_data(data: &NpyData, start: usize, end: usize) -> NpyData {
+    macro_rules! part {
+        ($v:expr, $var:ident) => {
+            NpyData::$var($v[start..end].to_vec())
+        };
+    }
+    match data {
+        NpyData::F32(v) => part!(v, F32),
+        NpyData::F64(v) => part!(v, F64),
+        NpyData::I8(v) => part!(v, I8),
+        NpyData::I16(v) => part!(v, I16),
+        NpyData::I32(v) => part!(v, I32),
+        NpyData::I64(v) => part!(v, I64),
+        NpyData::U8(v) => part!(v, U8),
+        NpyData::U16(v) => part!(v, U16),
+        NpyData::U32(v) => part!(v, U32),
+        NpyData::U64(v) => part!(v, U64),
+        NpyData::Bool(v) => part!(v, Bool),
+    }
+}
+
 /// A `.npy` file read in chunks, so that arrays larger than memory can be processed
-/// batch by batch. C-order arrays only (a Fortran-order file is an error here; read it whole
-/// with [`NpyArray::read`]).
+/// batch by batch. Chunks are always in C order: a C-order file is read chunk by chunk; a
+/// Fortran-order file (more than one dimension) cannot be, so it is read whole on the first
+/// [`NpyStream::read_chunk`] and reordered, memory then being about twice the array's size.
 pub struct NpyStream<R: Read> {
     r: R,
     dtype: DType,
     big_endian: bool,
+    /// Fortran order with more than one dimension: read whole, then served from `whole`.
+    fortran: bool,
+    /// The whole array in C order (Fortran-order files, once the first chunk is asked for).
+    whole: Option<NpyData>,
+    /// Elements already returned from `whole`.
+    offset: usize,
     shape: Vec<usize>,
     remaining: usize,
     context: String,
@@ -792,16 +889,13 @@ impl<R: Read> NpyStream<R> {
     /// names the source in errors.
     pub fn new(mut r: R, file_len: Option<u64>, context: String) -> Result<Self, NpyError> {
         let (h, n, _) = read_header(&mut r, file_len).map_err(|e| e.within(context.clone()))?;
-        if h.fortran && h.shape.len() > 1 {
-            return Err(
-                NpyError::BadHeader("Fortran-order arrays cannot be streamed".into())
-                    .within(context),
-            );
-        }
         Ok(NpyStream {
             r,
             dtype: h.dtype,
             big_endian: h.big_endian,
+            fortran: h.fortran && h.shape.len() > 1,
+            whole: None,
+            offset: 0,
             shape: h.shape,
             remaining: n,
             context,
@@ -826,12 +920,44 @@ impl<R: Read> NpyStream<R> {
     /// The next `n` elements (fewer at the end), in C order.
     pub fn read_chunk(&mut self, n: usize) -> Result<NpyData, NpyError> {
         let n = n.min(self.remaining);
+        if self.fortran && n > 0 {
+            let whole = match self.whole.take() {
+                Some(w) => w,
+                None => {
+                    // nothing was returned yet: `remaining` is the whole array
+                    let total = self.remaining;
+                    let nbytes = (total * self.dtype.size()) as u64;
+                    let data = read_data(&mut self.r, self.dtype, self.big_endian, total, nbytes)
+                        .map_err(|e| e.within(self.context.clone()))?;
+                    let arr = NpyArray {
+                        shape: self.shape.clone(),
+                        data,
+                    };
+                    fortran_to_c(arr).data
+                }
+            };
+            let out = slice_data(&whole, self.offset, self.offset + n);
+            self.offset += n;
+            self.remaining -= n;
+            if self.remaining > 0 {
+                self.whole = Some(whole);
+            }
+            return Ok(out);
+        }
         let nbytes = (n * self.dtype.size()) as u64;
         let data = read_data(&mut self.r, self.dtype, self.big_endian, n, nbytes)
             .map_err(|e| e.within(self.context.clone()))?;
         self.remaining -= n;
         Ok(data)
     }
+}
+
+/// How far past a failed read of an `.npz` member the rest is read to check its CRC-32.
+const CRC_LOOKAHEAD: u64 = 64 << 20;
+
+/// Whether `e` is the zip reader's report of a CRC-32 mismatch at a member's end.
+fn is_crc_error(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::InvalidData && e.to_string().contains("checksum")
 }
 
 /// Reads every array of an `.npz` archive, keyed by name (without the `.npy` suffix).
@@ -899,13 +1025,35 @@ impl<R: Read + Seek> Npz<R> {
             .within(self.context.clone()));
         };
         let ctx = format!("{}[{}]", self.context, key);
+        let archive = self.context.clone();
         let mut f = self
             .zip
             .by_name(&name)
             .map_err(|e| NpyError::Zip(e.to_string()).within(ctx.clone()))?;
         let size = f.size();
         let mut r = BufReader::with_capacity(1 << 20, &mut f);
-        read_npy(&mut r, Some(size)).map_err(|e| e.within(ctx))
+        let result = read_npy(&mut r, Some(size));
+        // The zip reader checks the member's CRC-32 when it reaches the member's end, so read
+        // on to it (bytes after the array are ignored, as NumPy does). After an error, look a
+        // bounded way further: a corrupt member is reported as such, not by its symptom.
+        let limit = if result.is_ok() {
+            u64::MAX
+        } else {
+            CRC_LOOKAHEAD
+        };
+        let mut rest = (&mut r).take(limit);
+        let tail = std::io::copy(&mut rest, &mut std::io::sink());
+        let crc_failed = matches!(&result, Err(NpyError::Stream(e)) if is_crc_error(e))
+            || matches!(&tail, Err(e) if is_crc_error(e));
+        if crc_failed {
+            return Err(NpyError::CrcMismatch {
+                member: name,
+                archive,
+            });
+        }
+        let arr = result.map_err(|e| e.within(ctx.clone()))?;
+        tail.map_err(|e| NpyError::Stream(e).within(ctx))?;
+        Ok(arr)
     }
 }
 
@@ -1035,6 +1183,110 @@ mod tests {
             NpyArray::read_from(&mut b.as_slice()),
             Err(NpyError::UnsupportedDtype(_))
         ));
+    }
+
+    #[test]
+    fn shapes_past_the_limits_are_refused() {
+        let t = 1_000_000_000_000u64;
+        let b = raw(
+            &format!("{{'descr': '<f4', 'fortran_order': False, 'shape': (0, 5, {t}, {t}), }}\n"),
+            &[],
+        );
+        match NpyArray::read_from(&mut b.as_slice()) {
+            Err(NpyError::TooLarge(m)) => assert!(m.contains("2^40"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let b = raw(
+            "{'descr': '<f4', 'fortran_order': True, 'shape': (18446744073709551615, 2), }\n",
+            &[],
+        );
+        assert!(matches!(
+            NpyArray::read_from(&mut b.as_slice()),
+            Err(NpyError::TooLarge(_))
+        ));
+        let dims = ["1"; MAX_DIMS + 1].join(", ");
+        let b = raw(
+            &format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}\n"),
+            &[0; 4],
+        );
+        assert!(matches!(
+            NpyArray::read_from(&mut b.as_slice()),
+            Err(NpyError::TooLarge(_))
+        ));
+        // the limits themselves are accepted
+        assert_eq!(check_shape(&[0, 1 << 20, 1 << 20]).unwrap(), 0);
+        assert_eq!(check_shape(&[1 << 20, 1 << 20]).unwrap(), 1 << 40);
+        assert_eq!(check_shape(&[1; MAX_DIMS]).unwrap(), 1);
+        assert!(check_shape(&[0, 1 << 20, (1 << 20) + 1]).is_err());
+        assert!(NpyArray::from_slice::<f32>(&[0, 1 << 30, 1 << 30], &[]).is_err());
+    }
+
+    #[test]
+    fn fortran_order_streams_in_c_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.npy");
+        // 2 x 3 x 2 in Fortran order: element (i, j, k) is stored at i + 2j + 6k
+        let c: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let mut fortran = [0f32; 12];
+        for i in 0..2 {
+            for j in 0..3 {
+                for k in 0..2 {
+                    fortran[i + 2 * j + 6 * k] = c[i * 6 + j * 2 + k];
+                }
+            }
+        }
+        let bytes: Vec<u8> = fortran.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let file = raw(
+            "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3, 2), }\n",
+            &bytes,
+        );
+        std::fs::write(&p, &file).unwrap();
+        assert_eq!(NpyArray::read(&p).unwrap().data, NpyData::F32(c.clone()));
+        let mut st = NpyStream::open(&p).unwrap();
+        assert_eq!(st.shape(), &[2, 3, 2]);
+        assert_eq!(st.read_chunk(5).unwrap(), NpyData::F32(c[..5].to_vec()));
+        assert_eq!(st.remaining(), 7);
+        assert_eq!(st.read_chunk(100).unwrap(), NpyData::F32(c[5..].to_vec()));
+        assert_eq!(st.remaining(), 0);
+        assert_eq!(st.read_chunk(3).unwrap(), NpyData::F32(Vec::new()));
+        // a truncated Fortran file fails at open, as a C-order one does
+        let file = raw(
+            "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3, 2), }\n",
+            &bytes[..40],
+        );
+        std::fs::write(&p, &file).unwrap();
+        let err = NpyStream::open(&p).err().unwrap().to_string();
+        assert!(err.contains("truncated") && err.contains("f.npy"), "{err}");
+    }
+
+    #[test]
+    fn npz_member_crc_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let z = dir.path().join("c.npz");
+        let a = NpyArray::from_slice(&[2, 2], &[1f32, 2., 3., 4.]).unwrap();
+        let l = NpyArray::from_slice(&[2], &[0i64, 1]).unwrap();
+        write_npz(&z, &[("logits", &a), ("labels", &l)]).unwrap();
+        let good = std::fs::read(&z).unwrap();
+        assert_eq!(Npz::open(&z).unwrap().get("logits").unwrap(), a);
+        let magic = good.windows(6).position(|w| w == MAGIC).unwrap();
+        let data = magic + good[magic..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        // one flipped bit in the array data, then one in the header text
+        for at in [data + 1, magic + 12] {
+            let mut bytes = good.clone();
+            bytes[at] ^= 1;
+            std::fs::write(&z, &bytes).unwrap();
+            let mut npz = Npz::open(&z).unwrap();
+            let err = npz.get("logits").unwrap_err();
+            assert!(matches!(err, NpyError::CrcMismatch { .. }), "{err}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("CRC mismatch in member logits.npy of") && msg.contains("c.npz"),
+                "{msg}"
+            );
+            // the other member is intact
+            assert_eq!(npz.get("labels").unwrap(), l);
+            assert!(read_npz(&z).is_err());
+        }
     }
 
     #[test]

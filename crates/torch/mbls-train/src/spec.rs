@@ -581,6 +581,13 @@ struct ModelKeys {
 /// does not build (the reference's `model=resnet110` names a torchvision-style ResNet-110
 /// that does not exist), an encoder other than a ResNet.
 pub fn model_spec(cfg: &Config) -> Result<ModelSpec, TrainError> {
+    // A float (`1e7`), a string or null is named with the bound, not as a bare type error.
+    let classes = cfg.get("model.num_classes");
+    if let Some(v) = classes.filter(|v| !matches!(v, Value::Int(_))) {
+        return Err(TrainError::Config(format!(
+            "model.num_classes={v} must be an integer between 1 and {MAX_CLASSES}"
+        )));
+    }
     let keys: ModelKeys = section(cfg, "model")?;
     if keys.name == "resnet110" {
         return Err(TrainError::Config(
