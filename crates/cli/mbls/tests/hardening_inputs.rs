@@ -268,3 +268,78 @@ fn loss_target_errors_name_the_targets_file() {
         assert!(err.contains(&t) && !err.contains(&l), "{err}");
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn outputs_never_replace_special_files_and_go_through_links() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (logits, labels) = synth(4, 3, 7);
+    let l = write(d, "logits.npy", &[4, 3], NpyData::F32(logits));
+    let t = write(d, "targets.npy", &[4], NpyData::I64(labels));
+    // a device node: refused, and left a device
+    let err = common::fails(
+        "loss",
+        &[l.as_str(), t.as_str(), "--grad-out", "/dev/null"],
+        "not a regular file",
+    );
+    assert!(err.contains("/dev/null"), "{err}");
+    assert!(
+        std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    // a folder: refused
+    common::fails(
+        "loss",
+        &[l.as_str(), t.as_str(), "--grad-out", d.to_str().unwrap()],
+        "is a folder",
+    );
+    // a symbolic link: the file it points to is written, the link kept
+    let real = d.join("real_grad.npy");
+    std::fs::write(&real, b"old").unwrap();
+    let link = d.join("grad_link.npy");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    common::ok(
+        "loss",
+        &[l.as_str(), t.as_str(), "--grad-out", link.to_str().unwrap()],
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let g = NpyArray::read(&real).unwrap();
+    assert_eq!(g.shape, vec![4, 3]);
+}
+
+#[test]
+fn weights_that_are_not_weights_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let empty = d.join("empty.pth");
+    std::fs::write(&empty, b"").unwrap();
+    let npy = write(d, "x.npy", &[2], NpyData::F32(vec![1.0, 2.0]));
+    let junk = d.join("junk.bin");
+    std::fs::write(&junk, b"garbage!garbage!").unwrap();
+    let cases: Vec<(String, &str)> = vec![
+        (empty.to_string_lossy().into_owned(), "empty file (0 bytes)"),
+        (npy, "a NumPy .npy array"),
+        (junk.to_string_lossy().into_owned(), "not a PyTorch .pth"),
+        (d.to_string_lossy().into_owned(), "is a folder"),
+        ("/dev/zero".into(), "not a regular file"),
+    ];
+    for (path, needle) in cases {
+        let err = common::fails(
+            "model",
+            &["model=resnet18_cifar", "--load", path.as_str()],
+            needle,
+        );
+        assert!(err.contains(&path), "{err}");
+        // the cause is printed once
+        assert_eq!(err.matches(needle).count(), 1, "{err}");
+    }
+}

@@ -55,7 +55,8 @@ const BUFFER_CAPACITY: usize = 1 << 20;
 const NAME_KEPT: usize = 64;
 
 /// Writes the file `path` atomically through `write`, which fills a buffered writer on a
-/// temporary file in the same folder. The writer is flushed and the file synced to disk, then
+/// temporary file in the same folder. When `path` is a symbolic link, the file it points to
+/// is written (atomically, in its own folder) and the link is kept. The writer is flushed and the file synced to disk, then
 /// renamed over `path`. If `write` or any step fails, the temporary file is removed and `path`
 /// keeps its old content (or stays absent). New files get the permissions `File::create`
 /// gives (`0o666` less the umask), not the private ones of temporary files.
@@ -74,6 +75,8 @@ pub fn write_atomic<E>(
     io_err: impl Fn(&Path, io::Error) -> E,
     write: impl FnOnce(&mut BufWriter<File>) -> Result<(), E>,
 ) -> Result<(), E> {
+    let resolved = through_links(path);
+    let path = resolved.as_path();
     let (file, tmp) = temp_file_beside(path)
         .map_err(|e| io_err(path, e))?
         .into_parts();
@@ -97,6 +100,8 @@ pub fn write_atomic_path<E>(
     io_err: impl Fn(&Path, io::Error) -> E,
     write: impl FnOnce(&Path) -> Result<(), E>,
 ) -> Result<(), E> {
+    let resolved = through_links(path);
+    let path = resolved.as_path();
     let tmp = temp_file_beside(path)
         .map_err(|e| io_err(path, e))?
         .into_temp_path();
@@ -160,6 +165,29 @@ fn temp_prefix(path: &Path) -> io::Result<String> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file or folder name"))?;
     let short: String = name.to_string_lossy().chars().take(NAME_KEPT).collect();
     Ok(format!(".{short}."))
+}
+
+/// The file a write to `path` goes to: `path` itself, or, when `path` is a symbolic link
+/// (possibly to another link), the file it finally names, so that writing to a link updates
+/// the file it points to (as `>` in a shell does) and the link stays. At most 40 links are
+/// followed (as Linux does); a dangling link names the file it would point to.
+fn through_links(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        let is_link = fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            break;
+        }
+        let Ok(target) = fs::read_link(&p) else {
+            break;
+        };
+        p = if target.is_absolute() {
+            target
+        } else {
+            parent_dir(&p).join(target)
+        };
+    }
+    p
 }
 
 /// Refuses to replace anything but a regular file (or a link to one).
@@ -598,5 +626,42 @@ mod tests {
         assert_eq!(names(&real), ["n.txt"]);
         assert_eq!(names(&link), ["n.txt"]);
         assert_eq!(names(dir.path()), ["link", "real"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn writes_go_through_symbolic_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("sub").join("real.txt");
+        fs::create_dir_all(real.parent().unwrap()).unwrap();
+        fs::write(&real, b"old").unwrap();
+        let link = dir.path().join("link.txt");
+        std::os::unix::fs::symlink("sub/real.txt", &link).unwrap();
+        let io = |p: &Path, e: io::Error| format!("{}: {e}", p.display());
+        write_atomic(&link, io, |w| {
+            use std::io::Write as _;
+            w.write_all(b"new").map_err(|e| e.to_string())
+        })
+        .unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&real).unwrap(), b"new");
+        write_atomic_path(&link, io, |t| {
+            fs::write(t, b"newer").map_err(|e| e.to_string())
+        })
+        .unwrap();
+        assert_eq!(fs::read(&real).unwrap(), b"newer");
+        // a link to a device is refused, and the device left alone
+        let dev = dir.path().join("null-link");
+        std::os::unix::fs::symlink("/dev/null", &dev).unwrap();
+        let e = write_atomic(&dev, io, |_| Ok(())).unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+            &fs::metadata("/dev/null").unwrap().file_type()
+        ));
     }
 }

@@ -38,21 +38,22 @@ use crate::optim::{OptimError, Optimizer};
 /// Errors of checkpoint saving, loading and import.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    /// A file could not be read or written. (The cause is part of the message, not a
+    /// `source()`, so that an error chain prints it once.)
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A pointer file is not valid JSON of the expected shape.
-    #[error("{}: not an mbls checkpoint pointer: {source}", path.display())]
+    #[error("{}: not an mbls checkpoint pointer: {error}", path.display())]
     Json {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     /// No checkpoint of that name exists.
     #[error("{}: no such checkpoint", path.display())]
@@ -90,10 +91,10 @@ pub enum CheckpointError {
     Torch(#[from] tch::TchError),
 }
 
-fn io_err(path: &Path, source: std::io::Error) -> CheckpointError {
+fn io_err(path: &Path, error: std::io::Error) -> CheckpointError {
     CheckpointError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -334,7 +335,21 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>, Checkpoint
 /// Reads weights from a PyTorch `.pth` (zip or legacy) or a safetensors file, told apart by
 /// their content.
 pub fn read_weights(path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointError> {
-    let mut head = [0u8; 4];
+    let format_err = |message: String| CheckpointError::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    // Only regular files: a device such as /dev/zero would be read without end.
+    if let Ok(m) = fs::metadata(path)
+        && !m.is_file()
+    {
+        return Err(format_err(if m.is_dir() {
+            "is a folder, not a weights file".into()
+        } else {
+            "not a regular file (a device, pipe or socket): not read".into()
+        }));
+    }
+    let mut head = [0u8; 8];
     let n = {
         use std::io::Read;
         let mut f = fs::File::open(path).map_err(|e| {
@@ -346,14 +361,40 @@ pub fn read_weights(path: &Path) -> Result<Vec<(String, Tensor)>, CheckpointErro
                 io_err(path, e)
             }
         })?;
-        f.read(&mut head).map_err(|e| io_err(path, e))?
+        let mut n = 0;
+        while n < head.len() {
+            match f.read(&mut head[n..]).map_err(|e| io_err(path, e))? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        n
     };
+    const NOT_WEIGHTS: &str = "a PyTorch .pth (zip or legacy pickle) or a safetensors file";
+    if n == 0 {
+        return Err(format_err(format!(
+            "empty file (0 bytes), not {NOT_WEIGHTS}"
+        )));
+    }
+    if head.starts_with(b"\x93NUMPY") {
+        return Err(format_err(format!("a NumPy .npy array, not {NOT_WEIGHTS}")));
+    }
     // A zip archive (PyTorch >= 1.6) or a pickle stream (legacy torch.save) is a .pth file;
     // anything else is read as safetensors (8-byte header length, then JSON).
-    if (n == 4 && &head == b"PK\x03\x04") || (n >= 1 && head[0] == 0x80) {
+    if (n >= 4 && &head[..4] == b"PK\x03\x04") || head[0] == 0x80 {
         read_pth(path)
+    } else if n < 8 {
+        Err(format_err(format!(
+            "{n} bytes: too short to be {NOT_WEIGHTS}"
+        )))
     } else {
-        read_safetensors(path)
+        read_safetensors(path).map_err(|e| match e {
+            CheckpointError::Format { path, message } => CheckpointError::Format {
+                path,
+                message: format!("not {NOT_WEIGHTS} ({message})"),
+            },
+            other => other,
+        })
     }
 }
 
@@ -506,9 +547,9 @@ impl CheckpointDir {
             state: state.clone(),
         };
         let path = self.pointer_path(tag);
-        let json = serde_json::to_vec_pretty(&pointer).map_err(|source| CheckpointError::Json {
+        let json = serde_json::to_vec_pretty(&pointer).map_err(|error| CheckpointError::Json {
             path: path.clone(),
-            source,
+            error,
         })?;
         write_atomic_path(&path, io_err, |tmp| {
             fs::write(tmp, &json).map_err(|e| io_err(tmp, e))
@@ -548,11 +589,10 @@ impl CheckpointDir {
                 io_err(&path, e)
             }
         })?;
-        let p: Pointer =
-            serde_json::from_slice(&bytes).map_err(|source| CheckpointError::Json {
-                path: path.clone(),
-                source,
-            })?;
+        let p: Pointer = serde_json::from_slice(&bytes).map_err(|error| CheckpointError::Json {
+            path: path.clone(),
+            error,
+        })?;
         if p.format != POINTER_FORMAT || p.version != POINTER_VERSION {
             return Err(CheckpointError::Format {
                 path,

@@ -71,10 +71,7 @@ pub fn download(url: &str, dest: &Path) -> Result<(), CheckpointError> {
             path: dest.to_path_buf(),
             message: format!("downloaded file has SHA-256 {actual}, expected a prefix {expected}"),
         }),
-        Err(DataError::Io { path, error }) => Err(CheckpointError::Io {
-            path,
-            source: error,
-        }),
+        Err(DataError::Io { path, error }) => Err(CheckpointError::Io { path, error }),
         Err(e) => Err(CheckpointError::Unavailable {
             message: format!("cannot download {url}: {e}"),
         }),
