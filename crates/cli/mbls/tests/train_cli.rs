@@ -229,6 +229,42 @@ fn a_resumed_run_ends_exactly_as_the_uninterrupted_one() {
     assert_eq!(summary(&part), summary(&whole));
 }
 
+/// When to kill a `mbls train` run: once `iterations.jsonl` of `run` contains `needle` (at
+/// most 120 s), or after a delay in milliseconds.
+enum KillAt<'a> {
+    Record(&'a str),
+    After(u64),
+}
+
+/// Runs `mbls train args`, kills it with SIGKILL at `at` if it is still running, and says
+/// whether it was killed.
+fn train_and_kill(args: &[String], run: &Path, at: KillAt<'_>) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mbls"))
+        .arg("train")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    match at {
+        KillAt::Record(needle) => loop {
+            let text = std::fs::read_to_string(run.join("iterations.jsonl")).unwrap_or_default();
+            if text.contains(needle) || t.elapsed() > Duration::from_secs(120) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        },
+        KillAt::After(ms) => std::thread::sleep(Duration::from_millis(ms)),
+    }
+    let killed = child.try_wait().unwrap().is_none();
+    if killed {
+        child.kill().unwrap(); // SIGKILL
+    }
+    let _ = child.wait();
+    killed
+}
+
 #[test]
 fn a_run_killed_at_any_moment_resumes_exactly() {
     let f = fixture();
@@ -242,31 +278,13 @@ fn a_run_killed_at_any_moment_resumes_exactly() {
     let mut a = base_args(&f.data, &run, 3);
     a.push("train.resume=true".into());
     let mut kills = 0;
-    for delay in [None, Some(300u64), Some(900), Some(1500)] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mbls"))
-            .arg("train")
-            .args(&a)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        match delay {
-            None => loop {
-                let text =
-                    std::fs::read_to_string(run.join("iterations.jsonl")).unwrap_or_default();
-                if text.contains("\"epoch\":1") || t.elapsed() > Duration::from_secs(120) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            },
-            Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
-        }
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            kills += 1;
-        }
-        let _ = child.wait();
+    for at in [
+        KillAt::Record("\"epoch\":1"),
+        KillAt::After(300),
+        KillAt::After(900),
+        KillAt::After(1500),
+    ] {
+        kills += usize::from(train_and_kill(&a, &run, at));
     }
     let out = common::run("train", &a);
     assert!(
@@ -480,34 +498,16 @@ fn mid_epoch_checkpoints_resume_exactly() {
     a.push("train.checkpoint_every=1".into());
     a.push("train.resume=true".into());
     let mut mid_epoch_resumes = 0;
-    for delay in [None, Some(400u64), Some(1000)] {
+    // the first kill after the second iteration record of epoch 1 (iteration 5 of 12)
+    for at in [
+        KillAt::Record("\"iter\":5"),
+        KillAt::After(400),
+        KillAt::After(1000),
+    ] {
         if let Ok(text) = std::fs::read_to_string(run.join("last.json")) {
             mid_epoch_resumes += usize::from(text.contains("\"partial\""));
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mbls"))
-            .arg("train")
-            .args(&a)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        match delay {
-            // after the second iteration record of epoch 1 (iteration 5 of 12)
-            None => loop {
-                let text =
-                    std::fs::read_to_string(run.join("iterations.jsonl")).unwrap_or_default();
-                if text.contains("\"iter\":5") || t.elapsed() > Duration::from_secs(120) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            },
-            Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
-        }
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-        }
-        let _ = child.wait();
+        train_and_kill(&a, &run, at);
     }
     eprintln!("last after the kills: {}", last_state(&run));
     let out = train(&a);

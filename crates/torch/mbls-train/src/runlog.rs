@@ -192,9 +192,8 @@ impl Stream {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), TrainError> {
-        self.out.flush().map_err(|e| io_err(&self.jsonl, e))?;
-        self.write_csv()
+    fn flush_jsonl(&mut self) -> Result<(), TrainError> {
+        self.out.flush().map_err(|e| io_err(&self.jsonl, e))
     }
 
     /// `<stem>_<phase>.csv` for each phase of the stream, columns from its first record.
@@ -401,8 +400,17 @@ impl RunFolder {
 
     /// Flushes every file (JSONL, CSV, TensorBoard, log) to disk.
     pub fn flush(&mut self) -> Result<(), TrainError> {
-        self.iters.flush()?;
-        self.epochs.flush()?;
+        self.flush_records()?;
+        self.iters.write_csv()?;
+        self.epochs.write_csv()
+    }
+
+    /// Writes out the buffered JSONL records, TensorBoard events and log lines, without
+    /// rewriting the CSV files (derived from the JSONL records, and rewritten from them on
+    /// resume): what a mid-epoch checkpoint needs on disk before it is committed.
+    pub fn flush_records(&mut self) -> Result<(), TrainError> {
+        self.iters.flush_jsonl()?;
+        self.epochs.flush_jsonl()?;
         if let Some(w) = &mut self.tb {
             w.flush().map_err(|e| io_err(w.path(), e))?;
         }

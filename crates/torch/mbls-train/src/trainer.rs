@@ -370,6 +370,47 @@ fn remove_partials(dir: &Path, keep: Option<&str>) {
     }
 }
 
+/// What every checkpoint of a run stores besides its progress (the configuration, for the
+/// resume check, computed once).
+struct RunIdentity {
+    config: Value,
+    seed: u32,
+    iterations_per_epoch: u64,
+}
+
+impl RunIdentity {
+    /// The [`TrainState`] of a checkpoint after `epoch` completed epochs (and, with
+    /// `partial`, part of the next one).
+    fn state(
+        &self,
+        epoch: u64,
+        best: (Option<u64>, Option<f64>),
+        val_score: Option<f64>,
+        sched: &Scheduler,
+        partial: Option<&Partial>,
+    ) -> Result<TrainState, TrainError> {
+        let mut extra = serde_json::json!({
+            "config": self.config,
+            "seed": self.seed,
+            "iterations_per_epoch": self.iterations_per_epoch,
+        });
+        if let Some(p) = partial {
+            extra["partial"] = serde_json::to_value(p)
+                .map_err(|e| TrainError::Config(format!("mid-epoch state: {e}")))?;
+        }
+        Ok(TrainState {
+            epoch,
+            best_epoch: best.0,
+            best_score: best.1,
+            val_score,
+            scheduler: serde_json::to_value(sched)
+                .map_err(|e| TrainError::Config(format!("scheduler state: {e}")))?,
+            loss: Value::Null,
+            extra,
+        })
+    }
+}
+
 /// Stop flags set by SIGINT and SIGTERM.
 fn stop_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
@@ -668,6 +709,11 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
     let stop = stop_flag();
     let train_src = task.train_source();
     let names: Vec<String> = net.names().to_vec();
+    let identity = RunIdentity {
+        config: config_json(spec),
+        seed: spec.seed,
+        iterations_per_epoch: iters_per_epoch,
+    };
     // `last` mid-epoch: the epoch's meter state, then the weights and optimizer; the pointer
     // names the state file, so a kill at any moment leaves a consistent pair.
     let save_mid = |st: &EpochState,
@@ -677,24 +723,9 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
                     best: (Option<u64>, Option<f64>)|
      -> Result<(), TrainError> {
         let p = st.save(&run_dir, epoch, next, train_time)?;
-        let file = p.file.clone();
-        let state = TrainState {
-            epoch,
-            best_epoch: best.0,
-            best_score: best.1,
-            val_score: None,
-            scheduler: serde_json::to_value(sched)
-                .map_err(|e| TrainError::Config(format!("scheduler state: {e}")))?,
-            loss: Value::Null,
-            extra: serde_json::json!({
-                "config": config_json(spec),
-                "seed": spec.seed,
-                "iterations_per_epoch": iters_per_epoch,
-                "partial": p,
-            }),
-        };
+        let state = identity.state(epoch, best, None, sched, Some(&p))?;
         ckpt.save("last", &net.vs, &names, Some(opt), &state)?;
-        remove_partials(&run_dir, Some(&file));
+        remove_partials(&run_dir, Some(&p.file));
         Ok(())
     };
 
@@ -782,7 +813,7 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
             let can_save = st.meter.kept().is_some();
             let periodic = every > 0 && global % every == 0 && (i as u64 + 1) < iters_per_epoch;
             if can_save && (interrupted || periodic) {
-                folder.flush()?;
+                folder.flush_records()?;
                 let elapsed = st.time0 + t_epoch.elapsed().as_secs_f64();
                 save_mid(
                     &st,
@@ -904,20 +935,13 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
             best_epoch = Some(epoch);
         }
         folder.flush()?;
-        let state = TrainState {
-            epoch: epoch + 1,
-            best_epoch,
-            best_score,
-            val_score: Some(score),
-            scheduler: serde_json::to_value(&sched)
-                .map_err(|e| TrainError::Config(format!("scheduler state: {e}")))?,
-            loss: Value::Null,
-            extra: serde_json::json!({
-                "config": config_json(spec),
-                "seed": spec.seed,
-                "iterations_per_epoch": iters_per_epoch,
-            }),
-        };
+        let state = identity.state(
+            epoch + 1,
+            (best_epoch, best_score),
+            Some(score),
+            &sched,
+            None,
+        )?;
         if is_best {
             ckpt.save("best", &net.vs, &names, None, &state)?;
         }
