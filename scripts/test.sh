@@ -24,3 +24,5 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+echo "== fuzz harness (fixed seed, bounded: 400 cases per format in process, every 40th through the binary)"
+cargo run -q -p mbls-fuzz -- --seed 1 --cases 400 --binary-every 40 --mbls target/debug/mbls

@@ -110,10 +110,29 @@ pub fn run(args: LossArgs) -> Result<()> {
         anyhow::Error::new(e).context(format!("{name} with {file}"))
     })?;
     let values = terms.values()?;
+    // finite logits and parameters can still overflow float32 inside the loss (logits near
+    // ±3.4e38, a huge alpha): refuse rather than print inf or null
+    let overflow = |what: &str, v: f64| {
+        let big = la
+            .to_f32()
+            .unwrap_or_default()
+            .iter()
+            .fold(0f32, |m, x| m.max(x.abs()));
+        anyhow::anyhow!(
+            "{name} on {logits_src}: {what} is {v} although the logits and parameters are finite: \
+             the computation overflows float32 (largest |logit| {big:e}); scale the logits or the parameters down"
+        )
+    };
+    if let Some((n, v)) = values.iter().find(|(_, v)| !v.is_finite()) {
+        return Err(overflow(&format!("the term {n}"), *v));
+    }
     terms.total().backward();
     let grad = logits.grad();
     if let Some(path) = &args.grad_out {
         let g = Vec::<f32>::try_from(grad.to_kind(Kind::Float).reshape([-1]))?;
+        if let Some(v) = g.iter().find(|v| !v.is_finite()) {
+            return Err(overflow("the gradient", f64::from(*v)));
+        }
         NpyArray::new(la.shape.clone(), NpyData::F32(g))?.write(path)?;
     }
     loss.epoch_end(0);

@@ -343,3 +343,100 @@ fn weights_that_are_not_weights_are_named() {
         assert_eq!(err.matches(needle).count(), 1, "{err}");
     }
 }
+
+#[test]
+fn checkpoints_that_expand_out_of_proportion_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mbls = std::path::Path::new(env!("CARGO_BIN_EXE_mbls"));
+    for (name, bytes, needle) in [
+        // 2^28 float32 elements viewed over one with stride 0 (2.3 GB before)
+        (
+            "stride0.pth",
+            mbls_fuzz::hostile::pth_stride_zero(),
+            "stride 0",
+        ),
+        // 2,000 views of one storage, each copied densely
+        (
+            "views.pth",
+            mbls_fuzz::hostile::pth_many_views(),
+            "views of one storage",
+        ),
+        // memoised tuples expanded at every use (2^40 nodes)
+        (
+            "memo.pth",
+            mbls_fuzz::hostile::pth_memo_bomb(),
+            "referenced too many times",
+        ),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        let p = p.to_string_lossy().into_owned();
+        let err = common::fails("model", &["model=resnet18_cifar", "--load", &p], needle);
+        assert!(err.contains("refused"), "{err}");
+        // and the memory stays near the process's own (libtorch mapped, a ResNet built)
+        let args: Vec<String> = ["model", "model=resnet18_cifar", "--load", &p]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let o = mbls_fuzz::process::run(mbls, &args, std::time::Duration::from_secs(120)).unwrap();
+        assert_eq!(o.code, Some(2), "{name}: {}", o.stderr_tail);
+        assert!(
+            o.max_rss < 600 << 20,
+            "{name}: peak RSS {} MB",
+            o.max_rss >> 20
+        );
+    }
+}
+
+#[test]
+fn logits_near_the_float32_range_give_finite_results_or_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let labels = NpyArray::new(vec![4], NpyData::I64(vec![0, 1, 2, 0])).unwrap();
+    // all logits at float32's maximum: every difference is 0 (mean_diffs was -inf)
+    let top = NpyArray::new(vec![4, 3], NpyData::F32(vec![f32::MAX; 12])).unwrap();
+    let z = write_pair(d, "top.npz", &top, &labels);
+    let v = common::json("eval", &[&z]);
+    assert_eq!(v["metrics"]["logits"]["mean_diffs"], 0.0, "{v}");
+    assert_eq!(v["metrics"]["logits"]["max_diffs"], 0.0, "{v}");
+    // logits of ±3e38: the differences are 6e38, finite in double precision (max_diffs was inf)
+    let wide: Vec<f32> = (0..12)
+        .map(|i| if i % 2 == 0 { 3e38 } else { -3e38 })
+        .collect();
+    let wa = NpyArray::new(vec![4, 3], NpyData::F32(wide)).unwrap();
+    let z = write_pair(d, "wide.npz", &wa, &labels);
+    let v = common::json("eval", &[&z]);
+    let m = &v["metrics"];
+    for (key, x) in [
+        ("mean_diffs", &m["logits"]["mean_diffs"]),
+        ("max_diffs", &m["logits"]["max_diffs"]),
+        ("nll", &m["nll"]),
+    ] {
+        let x = x.as_f64().unwrap_or(f64::NAN);
+        assert!(x.is_finite() && x > 1e38, "{key}: {v}");
+    }
+    // the MbLS loss of those logits overflows float32: refused, not printed as inf
+    let l = d.join("wide_l.npy");
+    let t = d.join("wide_t.npy");
+    wa.write(&l).unwrap();
+    labels.write(&t).unwrap();
+    let (l, t) = (l.to_string_lossy(), t.to_string_lossy());
+    let err = common::fails(
+        "loss",
+        &[&*l, &*t, "loss=logit_margin"],
+        "overflows float32",
+    );
+    assert!(err.contains(&*l), "{err}");
+    // a parameter outside float32's range is refused up front (it printed `null`)
+    let (small, _) = synth(4, 3, 9);
+    let sa = NpyArray::new(vec![4, 3], NpyData::F32(small)).unwrap();
+    let s = d.join("small.npy");
+    sa.write(&s).unwrap();
+    let s = s.to_string_lossy();
+    common::fails(
+        "loss",
+        &[&*s, &*t, "loss=logit_margin", "loss.alpha=1e308"],
+        "finite float32 value",
+    );
+    common::ok("loss", &[&*s, &*t, "loss=logit_margin", "loss.alpha=1e30"]);
+}

@@ -344,11 +344,17 @@ impl ClassificationAccumulator {
             let sum = fastmath::max_min_sum(&e).2;
             let inv = 1.0f32 / sum;
             let conf = inv; // exp(0) * inv
-            let nll = sum.ln() as f64 - (row[y] - top1) as f64;
+            let nll = sum.ln() as f64 - wide_diff(row[y], top1);
             self.row_common(&e, inv, conf, am, y, nll);
-            self.diffs_sum += (c as f64 * top1 as f64 - sum_x as f64) / (c - 1) as f64;
-            self.maxdiff_sum += (top1 - mn) as f64;
-            self.margin_sum += (top1 - top2) as f64;
+            // a float32 sum of finite logits can overflow (|x| near f32::MAX): sum in f64 then
+            let sum_x = if sum_x.is_finite() {
+                f64::from(sum_x)
+            } else {
+                row.iter().map(|&x| f64::from(x)).sum()
+            };
+            self.diffs_sum += (c as f64 * f64::from(top1) - sum_x) / (c - 1) as f64;
+            self.maxdiff_sum += wide_diff(top1, mn);
+            self.margin_sum += wide_diff(top1, top2);
         }
         Ok(())
     }
@@ -652,6 +658,17 @@ pub fn evaluate(
     let mut acc = ClassificationAccumulator::new(classes, opts)?;
     acc.update(scores, labels)?;
     acc.finish()
+}
+
+/// `a - b` as float32 arithmetic gives it (the reference's convention), or exactly in f64
+/// where the float32 difference of two finite values overflows.
+fn wide_diff(a: f32, b: f32) -> f64 {
+    let d = a - b;
+    if d.is_finite() {
+        f64::from(d)
+    } else {
+        f64::from(a) - f64::from(b)
+    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,10 @@ impl Storages for LegacyStorages<'_> {
     fn big_endian(&self) -> bool {
         false
     }
+
+    fn loaded_bytes(&self) -> usize {
+        self.ranges.values().map(|&(_, len)| len).sum()
+    }
 }
 
 /// Prefixes the `what` of a truncation error with the section being read.

@@ -117,6 +117,33 @@ pub enum PthError {
     /// [`load_state_dict`] could not locate a dictionary of tensors.
     #[error("no state dict found: {0}")]
     NoStateDict(String),
+    /// Decoding would take memory out of proportion to the file: a pickle
+    /// whose shared (memoised) objects expand at every use, or tensors viewing
+    /// a storage with stride 0 or many times over (see [`limits`]).
+    #[error("refused: {0}")]
+    Amplified(String),
+}
+
+/// Bounds on the memory a checkpoint may expand to, relative to its size.
+///
+/// A pickle may reference one object many times (memo), and tensors may view
+/// one storage many times or with stride 0 (`expand`); this reader returns a
+/// tree of dense values, so such references are copied. The copies are
+/// bounded: the decoded object graph and the values may each use at most
+/// [`GRAPH_BASE`](limits::GRAPH_BASE) + [`GRAPH_FACTOR`](limits::GRAPH_FACTOR)
+/// x the pickle's bytes, and the dense tensors at most
+/// [`TENSOR_BASE`](limits::TENSOR_BASE) + [`TENSOR_FACTOR`](limits::TENSOR_FACTOR)
+/// x the bytes of the storages read. Checkpoints written by `torch.save` of a
+/// model or training state stay far below (their tensors own their storages).
+pub mod limits {
+    /// Fixed allowance for the object graph and decoded values, in bytes.
+    pub const GRAPH_BASE: usize = 16 << 20;
+    /// Allowance for the object graph and decoded values per pickle byte.
+    pub const GRAPH_FACTOR: usize = 64;
+    /// Fixed allowance for dense tensor data, in bytes.
+    pub const TENSOR_BASE: usize = 64 << 20;
+    /// Allowance for dense tensor data per byte of storage read.
+    pub const TENSOR_FACTOR: usize = 4;
 }
 
 /// Element type of a tensor.
@@ -487,6 +514,8 @@ struct StorageLoader<'a, R: Read + Seek> {
 trait Storages {
     fn get(&mut self, key: &str) -> Result<&[u8], PthError>;
     fn big_endian(&self) -> bool;
+    /// Bytes of the storages read so far (the basis of the tensor allowance).
+    fn loaded_bytes(&self) -> usize;
 }
 
 impl<R: Read + Seek> Storages for StorageLoader<'_, R> {
@@ -501,6 +530,10 @@ impl<R: Read + Seek> Storages for StorageLoader<'_, R> {
 
     fn big_endian(&self) -> bool {
         self.big_endian
+    }
+
+    fn loaded_bytes(&self) -> usize {
+        self.cache.values().map(Vec::len).sum()
     }
 }
 
@@ -597,6 +630,33 @@ struct Unpickler<'a> {
     memo: HashMap<u32, Id>,
     /// Root storages referenced by persistent ids.
     roots: HashMap<String, RootInfo>,
+    /// Bytes the object graph may take ([`limits`]); spent by [`Unpickler::alloc`].
+    graph_left: usize,
+    /// Bytes the converted values may take (nodes and strings), spent by `to_value`.
+    values_left: std::cell::Cell<usize>,
+    /// Bytes of dense tensor data produced so far by `to_value`.
+    tensor_bytes: std::cell::Cell<usize>,
+}
+
+/// The bytes of objects and values a pickle of `len` bytes may expand to.
+fn graph_allowance(len: usize) -> usize {
+    limits::GRAPH_BASE.saturating_add(len.saturating_mul(limits::GRAPH_FACTOR))
+}
+
+/// Approximate heap and arena bytes of one object.
+fn obj_cost(o: &Obj) -> usize {
+    let id = std::mem::size_of::<Id>();
+    std::mem::size_of::<Obj>()
+        + match o {
+            Obj::Str(s) | Obj::Object(s) => s.len(),
+            Obj::Global(Global::Opaque(s) | Global::Forbidden(s)) => s.len(),
+            Obj::List(v) | Obj::Tuple(v) => v.len() * id,
+            Obj::Dict(v) => v.len() * 2 * id,
+            Obj::BigInt(b) => b.len(),
+            Obj::Tensor(t) => (t.shape.len() + t.stride.len()) * id + t.storage.key.len(),
+            Obj::Storage(s) => s.key.len(),
+            _ => 0,
+        }
 }
 
 fn op_name(op: u8) -> &'static str {
@@ -646,12 +706,41 @@ impl<'a> Unpickler<'a> {
             marks: Vec::new(),
             memo: HashMap::new(),
             roots: HashMap::new(),
+            graph_left: graph_allowance(data.len().saturating_sub(pos)),
+            values_left: std::cell::Cell::new(graph_allowance(data.len().saturating_sub(pos))),
+            tensor_bytes: std::cell::Cell::new(0),
         }
     }
 
-    fn alloc(&mut self, o: Obj) -> Id {
+    /// Takes `bytes` of the object graph's allowance.
+    fn spend(&mut self, bytes: usize) -> Result<(), PthError> {
+        self.graph_left = self.graph_left.checked_sub(bytes).ok_or_else(|| {
+            PthError::Amplified(format!(
+                "the pickle builds objects of more than {} bytes from {} bytes (shared objects copied at every use?)",
+                graph_allowance(self.data.len()),
+                self.data.len()
+            ))
+        })?;
+        Ok(())
+    }
+
+    /// Takes `bytes` of the converted values' allowance.
+    fn spend_value(&self, bytes: usize) -> Result<(), PthError> {
+        let left = self.values_left.get().checked_sub(bytes).ok_or_else(|| {
+            PthError::Amplified(format!(
+                "the pickle's objects expand to more than {} bytes of values ({} bytes of pickle: a shared object referenced too many times)",
+                graph_allowance(self.data.len()),
+                self.data.len()
+            ))
+        })?;
+        self.values_left.set(left);
+        Ok(())
+    }
+
+    fn alloc(&mut self, o: Obj) -> Result<Id, PthError> {
+        self.spend(obj_cost(&o))?;
         self.arena.push(o);
-        self.arena.len() - 1
+        Ok(self.arena.len() - 1)
     }
 
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], PthError> {
@@ -708,13 +797,14 @@ impl<'a> Unpickler<'a> {
         let b = self.take(n, "string")?;
         let s = std::str::from_utf8(b)
             .map_err(|_| PthError::Malformed("string is not valid UTF-8".into()))?;
-        self.push(Obj::Str(s.to_owned()));
+        self.push(Obj::Str(s.to_owned()))?;
         Ok(())
     }
 
-    fn push(&mut self, o: Obj) {
-        let id = self.alloc(o);
+    fn push(&mut self, o: Obj) -> Result<(), PthError> {
+        let id = self.alloc(o)?;
         self.stack.push(id);
+        Ok(())
     }
 
     fn pop(&mut self) -> Result<Id, PthError> {
@@ -761,8 +851,8 @@ impl<'a> Unpickler<'a> {
         Ok(())
     }
 
-    fn tuple(&mut self, items: Vec<Id>) {
-        self.push(Obj::Tuple(items));
+    fn tuple(&mut self, items: Vec<Id>) -> Result<(), PthError> {
+        self.push(Obj::Tuple(items))
     }
 
     fn resolve_global(module: &str, name: &str) -> Result<Global, PthError> {
@@ -813,9 +903,9 @@ impl<'a> Unpickler<'a> {
                 0x95 => {
                     self.u64("frame length")?;
                 }
-                b'}' => self.push(Obj::Dict(Vec::new())),
-                b']' => self.push(Obj::List(Vec::new())),
-                b')' => self.tuple(Vec::new()),
+                b'}' => self.push(Obj::Dict(Vec::new()))?,
+                b']' => self.push(Obj::List(Vec::new()))?,
+                b')' => self.tuple(Vec::new())?,
                 b'(' => self.marks.push(self.stack.len()),
                 b'X' => {
                     let n = self.u32("string length")?;
@@ -843,57 +933,57 @@ impl<'a> Unpickler<'a> {
                 }
                 b'J' => {
                     let v = self.u32("int")? as i32;
-                    self.push(Obj::Int(i64::from(v)));
+                    self.push(Obj::Int(i64::from(v)))?;
                 }
                 b'K' => {
                     let v = self.u8("int")?;
-                    self.push(Obj::Int(i64::from(v)));
+                    self.push(Obj::Int(i64::from(v)))?;
                 }
                 b'M' => {
                     let b = self.take(2, "int")?;
-                    self.push(Obj::Int(i64::from(u16::from_le_bytes([b[0], b[1]]))));
+                    self.push(Obj::Int(i64::from(u16::from_le_bytes([b[0], b[1]]))))?;
                 }
                 0x8a => {
                     let n = usize::from(self.u8("long length")?);
                     let b = self.take(n, "long")?;
                     match decode_long(b) {
-                        Some(v) => self.push(Obj::Int(v)),
-                        None => self.push(Obj::BigInt(b.to_vec())),
+                        Some(v) => self.push(Obj::Int(v))?,
+                        None => self.push(Obj::BigInt(b.to_vec()))?,
                     }
                 }
                 b'G' => {
                     let b = self.take(8, "float")?;
                     let mut a = [0u8; 8];
                     a.copy_from_slice(b);
-                    self.push(Obj::Float(f64::from_be_bytes(a)));
+                    self.push(Obj::Float(f64::from_be_bytes(a)))?;
                 }
-                0x88 => self.push(Obj::Bool(true)),
-                0x89 => self.push(Obj::Bool(false)),
-                b'N' => self.push(Obj::None),
+                0x88 => self.push(Obj::Bool(true))?,
+                0x89 => self.push(Obj::Bool(false))?,
+                b'N' => self.push(Obj::None)?,
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.tuple(items);
+                    self.tuple(items)?;
                 }
                 0x85 => {
                     let a = self.pop()?;
-                    self.tuple(vec![a]);
+                    self.tuple(vec![a])?;
                 }
                 0x86 => {
                     let b = self.pop()?;
                     let a = self.pop()?;
-                    self.tuple(vec![a, b]);
+                    self.tuple(vec![a, b])?;
                 }
                 0x87 => {
                     let c = self.pop()?;
                     let b = self.pop()?;
                     let a = self.pop()?;
-                    self.tuple(vec![a, b, c]);
+                    self.tuple(vec![a, b, c])?;
                 }
                 b'c' => {
                     let module = self.line("GLOBAL module")?;
                     let name = self.line("GLOBAL name")?;
                     let g = Self::resolve_global(&module, &name)?;
-                    self.push(Obj::Global(g));
+                    self.push(Obj::Global(g))?;
                 }
                 0x93 => {
                     let name = self.pop()?;
@@ -903,19 +993,19 @@ impl<'a> Unpickler<'a> {
                         return Err(PthError::Malformed("STACK_GLOBAL needs two strings".into()));
                     };
                     let g = Self::resolve_global(m, n)?;
-                    self.push(Obj::Global(g));
+                    self.push(Obj::Global(g))?;
                 }
                 b'R' => {
                     let args = self.pop()?;
                     let func = self.pop()?;
                     let o = self.call(func, args)?;
-                    self.push(o);
+                    self.push(o)?;
                 }
                 0x81 => {
                     let args = self.pop()?;
                     let cls = self.pop()?;
                     let o = self.call(cls, args)?;
-                    self.push(o);
+                    self.push(o)?;
                 }
                 b'b' => {
                     // State is applied to opaque objects / dicts as attributes,
@@ -986,6 +1076,7 @@ impl<'a> Unpickler<'a> {
     }
 
     fn set_items(&mut self, d: Id, items: Vec<Id>) -> Result<(), PthError> {
+        self.spend(items.len() * std::mem::size_of::<Id>())?;
         if items.len() % 2 != 0 {
             return Err(PthError::Malformed("odd number of SETITEMS entries".into()));
         }
@@ -1001,6 +1092,7 @@ impl<'a> Unpickler<'a> {
     }
 
     fn append(&mut self, l: Id, items: Vec<Id>) -> Result<(), PthError> {
+        self.spend(items.len() * std::mem::size_of::<Id>())?;
         match &mut self.arena[l] {
             Obj::List(v) => {
                 v.extend(items);
@@ -1113,7 +1205,7 @@ impl<'a> Unpickler<'a> {
                 ));
             }
         };
-        Ok(self.alloc(Obj::Storage(StorageRef { dtype, key, view })))
+        self.alloc(Obj::Storage(StorageRef { dtype, key, view }))
     }
 
     fn call(&mut self, func: Id, args: Id) -> Result<Obj, PthError> {
@@ -1250,6 +1342,12 @@ impl<'a> Unpickler<'a> {
                 .map(|&i| self.to_value(i, depth + 1, storages))
                 .collect()
         };
+        let text = match &self.arena[id] {
+            Obj::Str(s) | Obj::Object(s) => s.len(),
+            Obj::Global(Global::Opaque(s) | Global::Forbidden(s)) => s.len(),
+            _ => 0,
+        };
+        self.spend_value(std::mem::size_of::<Value>() + text)?;
         Ok(match &self.arena[id] {
             Obj::None => Value::None,
             Obj::Bool(b) => Value::Bool(*b),
@@ -1273,7 +1371,7 @@ impl<'a> Unpickler<'a> {
                 }
                 Value::Dict(out)
             }
-            Obj::Tensor(t) => Value::Tensor(materialize(t, storages)?),
+            Obj::Tensor(t) => Value::Tensor(materialize(t, storages, &self.tensor_bytes)?),
             Obj::Object(n) => Value::Object(n.clone()),
             Obj::Global(g) => Value::Object(match g {
                 Global::Opaque(n) | Global::Forbidden(n) => n.clone(),
@@ -1284,8 +1382,13 @@ impl<'a> Unpickler<'a> {
     }
 }
 
-/// Reads a strided tensor out of its storage into a dense little-endian copy.
-fn materialize<S: Storages>(t: &TensorRef, storages: &mut S) -> Result<TensorData, PthError> {
+/// Reads a strided tensor out of its storage into a dense little-endian copy;
+/// `spent` counts the dense bytes produced so far, bounded by [`limits`].
+fn materialize<S: Storages>(
+    t: &TensorRef,
+    storages: &mut S,
+    spent: &std::cell::Cell<usize>,
+) -> Result<TensorData, PthError> {
     let TensorRef {
         storage: sref,
         offset,
@@ -1301,6 +1404,8 @@ fn materialize<S: Storages>(t: &TensorRef, storages: &mut S) -> Result<TensorDat
         .ok_or_else(overflow)?;
     let out_len = numel.checked_mul(es).ok_or_else(overflow)?;
     let big_endian = storages.big_endian();
+    storages.get(&sref.key)?; // read (and cached) first, so that it counts in `loaded`
+    let loaded = storages.loaded_bytes();
     let root = storages.get(&sref.key)?;
     let storage = match sref.view {
         None => root,
@@ -1346,6 +1451,18 @@ fn materialize<S: Storages>(t: &TensorRef, storages: &mut S) -> Result<TensorDat
             actual: storage.len(),
         });
     }
+    let allowed = limits::TENSOR_BASE.saturating_add(loaded.saturating_mul(limits::TENSOR_FACTOR));
+    let total = spent.get().saturating_add(out_len);
+    if total > allowed {
+        return Err(PthError::Amplified(format!(
+            "tensor of shape {shape:?} over storage `{}` ({out_len} bytes) brings the tensors read to {total} bytes, \
+             more than {} x the {loaded} bytes of storage read + {} MiB (views with stride 0, or many views of one storage)",
+            sref.key,
+            limits::TENSOR_FACTOR,
+            limits::TENSOR_BASE >> 20
+        )));
+    }
+    spent.set(total);
     let mut data = Vec::new();
     data.try_reserve_exact(out_len)
         .map_err(|_| PthError::Malformed(format!("cannot allocate {out_len} bytes")))?;
@@ -1466,6 +1583,126 @@ mod tests {
         fn big_endian(&self) -> bool {
             false
         }
+        fn loaded_bytes(&self) -> usize {
+            0
+        }
+    }
+
+    /// One float32 storage `"0"` of `numel` elements, all zero.
+    struct OneStorage(Vec<u8>);
+    impl Storages for OneStorage {
+        fn get(&mut self, key: &str) -> Result<&[u8], PthError> {
+            match key {
+                "0" => Ok(&self.0),
+                _ => Err(PthError::StorageMissing(key.into())),
+            }
+        }
+        fn big_endian(&self) -> bool {
+            false
+        }
+        fn loaded_bytes(&self) -> usize {
+            self.0.len()
+        }
+    }
+
+    /// `_rebuild_tensor_v2` of storage `"0"` (float32, `numel` elements) with the given
+    /// size and stride, `copies` times in a list (the storage's persistent id memoised).
+    fn tensor_pickle(numel: u8, size: &[u32], stride: &[u32], copies: usize) -> Vec<u8> {
+        let mut p = b"\x80\x02]q\x00(".to_vec();
+        for i in 0..copies {
+            p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n(");
+            if i == 0 {
+                p.extend(b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\n");
+                p.extend(b"X\x01\x00\x00\x000X\x03\x00\x00\x00cpuK");
+                p.extend([numel, b't', b'Q', b'q', 1]);
+            } else {
+                p.extend(b"h\x01");
+            }
+            p.extend(b"K\x00(");
+            for &d in size {
+                p.push(b'J');
+                p.extend(d.to_le_bytes());
+            }
+            p.extend(b"t(");
+            for &d in stride {
+                p.push(b'J');
+                p.extend(d.to_le_bytes());
+            }
+            p.extend(b"t\x89ccollections\nOrderedDict\n)RtR");
+        }
+        p.extend(b"e.");
+        p
+    }
+
+    fn unpickle_with(bytes: &[u8], numel: u8) -> Result<Value, PthError> {
+        let mut up = Unpickler::new(bytes, 0);
+        let root = up.run()?;
+        up.to_value(root, 0, &mut OneStorage(vec![0; 4 * usize::from(numel)]))
+    }
+
+    #[test]
+    fn strided_views_are_read_within_the_allowance() {
+        // a transposed 2 x 3 view and two stride-0 rows of a 6-element storage: fine
+        let v = unpickle_with(&tensor_pickle(6, &[3, 2], &[1, 3], 1), 6).unwrap();
+        let Value::List(items) = v else { panic!() };
+        let Value::Tensor(t) = &items[0] else {
+            panic!()
+        };
+        assert_eq!(t.shape, vec![3, 2]);
+        let v = unpickle_with(&tensor_pickle(6, &[4, 6], &[0, 1], 3), 6).unwrap();
+        assert!(matches!(v, Value::List(ref l) if l.len() == 3));
+    }
+
+    #[test]
+    fn stride_zero_expansion_is_refused() {
+        // 2^28 float32 elements (1 GiB) viewed over one element: refused before allocating
+        let p = tensor_pickle(1, &[1 << 14, 1 << 14], &[0, 0], 1);
+        let err = unpickle_with(&p, 1).unwrap_err();
+        assert!(matches!(err, PthError::Amplified(_)), "{err}");
+        assert!(err.to_string().contains("stride 0"), "{err}");
+    }
+
+    #[test]
+    fn many_views_of_one_storage_are_refused() {
+        // 200 views of one 16-byte storage, each expanded to 64 x 2^16 elements (16 MiB)
+        let p = tensor_pickle(4, &[64, 1 << 16], &[0, 0], 200);
+        let err = unpickle_with(&p, 4).unwrap_err();
+        assert!(matches!(err, PthError::Amplified(_)), "{err}");
+    }
+
+    #[test]
+    fn memo_references_expanding_at_every_use_are_refused() {
+        // t0 = []; t_i = (t_{i-1}, t_{i-1}): 2^40 nodes when expanded as a tree
+        let mut p = b"\x80\x02]q\x00".to_vec();
+        for i in 1..=40u8 {
+            p.extend([b'(', b'h', i - 1, b'h', i - 1, b't', b'q', i]);
+        }
+        p.push(b'.');
+        let err = unpickle(&p).unwrap_err();
+        assert!(matches!(err, PthError::Amplified(_)), "{err}");
+        // shallow sharing is fine
+        let mut p = b"\x80\x02]q\x00".to_vec();
+        for i in 1..=8u8 {
+            p.extend([b'(', b'h', i - 1, b'h', i - 1, b't', b'q', i]);
+        }
+        p.push(b'.');
+        unpickle(&p).unwrap();
+    }
+
+    #[test]
+    fn copies_made_by_calls_are_bounded() {
+        // a list of 60,000 ints, then 2,000 calls of list(l): 2,000 x 480 kB of ids
+        let mut p = b"\x80\x02]q\x00(".to_vec();
+        for _ in 0..60_000 {
+            p.extend(b"K\x01");
+        }
+        p.extend(b"ecbuiltins\nlist\nq\x01");
+        for _ in 0..2_000 {
+            p.extend(b"h\x01h\x00\x85R");
+        }
+        p.push(b'.');
+        let err = unpickle(&p).unwrap_err();
+        assert!(matches!(err, PthError::Amplified(_)), "{err}");
     }
 
     fn unpickle(bytes: &[u8]) -> Result<Value, PthError> {

@@ -267,14 +267,20 @@ impl LossSpec {
     pub fn validate(&self) -> Result<(), LossError> {
         let name = self.name();
         let check = |param: &str, v: f64, ok: bool, reason: &str| {
-            if ok && v.is_finite() {
+            // the losses compute in float32: a parameter must be a finite float32 value
+            let in_range = v.is_finite() && v.abs() <= f64::from(f32::MAX);
+            if ok && in_range {
                 Ok(())
             } else {
                 Err(LossError::InvalidParam {
                     loss: name.to_string(),
                     param: param.to_string(),
                     value: v.to_string(),
-                    reason: reason.to_string(),
+                    reason: if in_range {
+                        reason.to_string()
+                    } else {
+                        "must be a finite float32 value (|x| <= 3.4e38)".to_string()
+                    },
                 })
             }
         };
