@@ -19,7 +19,9 @@
 
 use std::collections::HashMap;
 
-use crate::{Obj, PthError, Storages, Unpickler, Value};
+use crate::archive::Storages;
+use crate::unpickler::{Obj, Unpickler};
+use crate::{PthError, Value};
 
 /// `0x1950a86a20f9469cfc6c` as minimal little-endian two's complement.
 const MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];

@@ -104,6 +104,53 @@ fn try_fused(
         .map(|(terms, g)| LossTerms::with_values(names, attach(logits, &g, terms[0]), &terms[1..])))
 }
 
+/// How a row-wise loss starts: finished by the fused kernel, or the rows to compute on.
+enum Start {
+    /// The fused kernel computed the terms, or no row is left (zero terms).
+    Done(LossTerms),
+    /// The logits and targets of the rows kept after `ignore_index`.
+    Rows(Tensor, Tensor),
+}
+
+/// The preamble every row-wise loss shares: the fused CPU kernel `kind` when it applies
+/// (`None`: the loss has none), else the rows kept after `ignore_index`, or zero terms
+/// connected to the graph when every row is ignored.
+fn start(
+    kind: Option<RowLoss>,
+    logits: &Tensor,
+    targets: &Tensor,
+    ignore_index: i64,
+    names: &'static [&'static str],
+) -> Result<Start, LossError> {
+    if let Some(kind) = kind {
+        if let Some(t) = try_fused(kind, logits, targets, ignore_index, names)? {
+            return Ok(Start::Done(t));
+        }
+    }
+    let (x, y) = prepare(logits, targets, ignore_index)?;
+    if y.numel() == 0 {
+        return Ok(Start::Done(zeros(logits, names)));
+    }
+    Ok(Start::Rows(x, y))
+}
+
+/// `let (x, y) = rows!(kind, self, logits, targets);` runs [`start`] for the loss `self` and
+/// returns its terms from the calling `forward` when they are done.
+macro_rules! rows {
+    ($kind:expr, $loss:expr, $logits:expr, $targets:expr) => {
+        match start(
+            $kind,
+            $logits,
+            $targets,
+            $loss.ignore_index,
+            $loss.term_names(),
+        )? {
+            Start::Rows(x, y) => (x, y),
+            Start::Done(t) => return Ok(t),
+        }
+    };
+}
+
 /// Zero terms connected to the graph, for a batch whose rows are all ignored.
 fn zeros(logits: &Tensor, names: &'static [&'static str]) -> LossTerms {
     let z = logits.sum(logits.kind()) * 0.0;
@@ -136,19 +183,7 @@ impl Loss for CrossEntropy {
         &["loss"]
     }
     fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<LossTerms, LossError> {
-        if let Some(t) = try_fused(
-            RowLoss::Ce,
-            logits,
-            targets,
-            self.ignore_index,
-            self.term_names(),
-        )? {
-            return Ok(t);
-        }
-        let (x, y) = prepare(logits, targets, self.ignore_index)?;
-        if y.numel() == 0 {
-            return Ok(zeros(logits, self.term_names()));
-        }
+        let (x, y) = rows!(Some(RowLoss::Ce), self, logits, targets);
         Ok(LossTerms::new(self.term_names(), vec![ce(&x, &y)?]))
     }
 }
@@ -168,19 +203,11 @@ impl Loss for LabelSmoothing {
         &["loss"]
     }
     fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<LossTerms, LossError> {
-        if self.reduction == Reduction::Mean {
-            let kind = RowLoss::Ls {
-                alpha: self.alpha as f32,
-            };
-            if let Some(t) = try_fused(kind, logits, targets, self.ignore_index, self.term_names())?
-            {
-                return Ok(t);
-            }
-        }
-        let (x, y) = prepare(logits, targets, self.ignore_index)?;
-        if y.numel() == 0 {
-            return Ok(zeros(logits, self.term_names()));
-        }
+        // the fused kernel computes the mean reduction only
+        let kind = (self.reduction == Reduction::Mean).then_some(RowLoss::Ls {
+            alpha: self.alpha as f32,
+        });
+        let (x, y) = rows!(kind, self, logits, targets);
         let logp = x.log_softmax(-1, x.kind());
         let nll = -logp.gather(-1, &y.unsqueeze(1), false).squeeze_dim(1);
         let smooth = -logp.mean_dim(-1, false, x.kind());
@@ -223,13 +250,7 @@ impl Loss for Focal {
             gamma: self.gamma as f32,
             mean: self.size_average,
         };
-        if let Some(t) = try_fused(kind, logits, targets, self.ignore_index, self.term_names())? {
-            return Ok(t);
-        }
-        let (x, y) = prepare(logits, targets, self.ignore_index)?;
-        if y.numel() == 0 {
-            return Ok(zeros(logits, self.term_names()));
-        }
+        let (x, y) = rows!(Some(kind), self, logits, targets);
         let logpt = log_softmax(&x).gather(1, &y.unsqueeze(1), false).view([-1]);
         let gamma = Tensor::from(self.gamma).to_kind(x.kind());
         Ok(LossTerms::new(
@@ -258,13 +279,7 @@ impl Loss for FocalAdaptive {
             gamma: self.gamma as f32,
             mean: self.size_average,
         };
-        if let Some(t) = try_fused(kind, logits, targets, self.ignore_index, self.term_names())? {
-            return Ok(t);
-        }
-        let (x, y) = prepare(logits, targets, self.ignore_index)?;
-        if y.numel() == 0 {
-            return Ok(zeros(logits, self.term_names()));
-        }
+        let (x, y) = rows!(Some(kind), self, logits, targets);
         let logpt = log_softmax(&x).gather(1, &y.unsqueeze(1), false).view([-1]);
         // gamma per sample from p_t, not differentiated: >= 0.5 -> gamma, < 0.2 -> 5, else 3
         let pt = logpt.detach().exp().to_kind(Kind::Double);
@@ -293,19 +308,12 @@ impl Loss for PenaltyEntropy {
         &["loss", "loss_ce", "loss_ent"]
     }
     fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<LossTerms, LossError> {
-        if let Some(t) = try_fused(
-            RowLoss::Entropy { alpha: self.alpha },
+        let (x, y) = rows!(
+            Some(RowLoss::Entropy { alpha: self.alpha }),
+            self,
             logits,
-            targets,
-            self.ignore_index,
-            self.term_names(),
-        )? {
-            return Ok(t);
-        }
-        let (x, y) = prepare(logits, targets, self.ignore_index)?;
-        if y.numel() == 0 {
-            return Ok(zeros(logits, self.term_names()));
-        }
+            targets
+        );
         let loss_ce = ce(&x, &y)?;
         let prob = log_softmax(&x).exp().clamp(EPS, 1.0 - EPS);
         let ent = -&prob * prob.log();
@@ -332,19 +340,12 @@ impl Loss for PenaltyL1 {
         &["loss", "loss_ce", "loss_l1"]
     }
     fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<LossTerms, LossError> {
-        if let Some(t) = try_fused(
-            RowLoss::L1 { alpha: self.alpha },
+        let (x, y) = rows!(
+            Some(RowLoss::L1 { alpha: self.alpha }),
+            self,
             logits,
-            targets,
-            self.ignore_index,
-            self.term_names(),
-        )? {
-            return Ok(t);
-        }
-        let (x, y) = prepare(logits, targets, self.ignore_index)?;
-        if y.numel() == 0 {
-            return Ok(zeros(logits, self.term_names()));
-        }
+            targets
+        );
         let (n, c) = (x.size()[0], x.size()[1]);
         let loss_ce = ce(&x, &y)?;
         let s = log_softmax(&x).exp();
@@ -370,19 +371,7 @@ impl Loss for Brier {
         &["loss"]
     }
     fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<LossTerms, LossError> {
-        if let Some(t) = try_fused(
-            RowLoss::Brier,
-            logits,
-            targets,
-            self.ignore_index,
-            self.term_names(),
-        )? {
-            return Ok(t);
-        }
-        let (x, y) = prepare(logits, targets, self.ignore_index)?;
-        if y.numel() == 0 {
-            return Ok(zeros(logits, self.term_names()));
-        }
+        let (x, y) = rows!(Some(RowLoss::Brier), self, logits, targets);
         let n = x.size()[0];
         let onehot = x
             .zeros_like()
@@ -413,10 +402,7 @@ impl Loss for Mmce {
         &["loss"]
     }
     fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<LossTerms, LossError> {
-        let (x, y) = prepare(logits, targets, self.ignore_index)?;
-        if y.numel() == 0 {
-            return Ok(zeros(logits, self.term_names()));
-        }
+        let (x, y) = rows!(None, self, logits, targets);
         let n = x.size()[0];
         let p = x.softmax(1, x.kind());
         let (r, pred) = p.max_dim(1, false);
@@ -446,10 +432,7 @@ impl Loss for MmceWeighted {
         &["loss"]
     }
     fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<LossTerms, LossError> {
-        let (x, y) = prepare(logits, targets, self.ignore_index)?;
-        if y.numel() == 0 {
-            return Ok(zeros(logits, self.term_names()));
-        }
+        let (x, y) = rows!(None, self, logits, targets);
         let kind = x.kind();
         let total = x.size()[0];
         let p = x.softmax(1, kind);
@@ -513,13 +496,7 @@ impl Loss for LogitMarginL1 {
             margin: self.margin as f32,
             alpha: self.alpha,
         };
-        if let Some(t) = try_fused(kind, logits, targets, self.ignore_index, self.term_names())? {
-            return Ok(t);
-        }
-        let (x, y) = prepare(logits, targets, self.ignore_index)?;
-        if y.numel() == 0 {
-            return Ok(zeros(logits, self.term_names()));
-        }
+        let (x, y) = rows!(Some(kind), self, logits, targets);
         let loss_ce = ce(&x, &y)?;
         // max_j l_j - l_k, with the gradient flowing through the max as well
         let (max, _) = x.max_dim(1, true);
