@@ -42,9 +42,14 @@ pub struct EvalArgs {
     /// Write reliability diagrams (SVG, PNG) and the per-bin CSV into DIR.
     #[arg(long, value_name = "DIR")]
     pub plot: Option<PathBuf>,
-    /// Number of equal-width (and equal-mass) bins.
-    #[arg(long, default_value_t = 15)]
-    pub bins: usize,
+    /// Number of equal-width (and equal-mass) bins (`calibrate.num_bins` in training).
+    #[arg(
+        long = "bins",
+        alias = "num-bins",
+        value_name = "N",
+        default_value_t = 15
+    )]
+    pub num_bins: usize,
     /// Label value to ignore. Dense (segmentation) inputs default to 255; classification
     /// inputs ignore nothing unless this is given.
     #[arg(long, value_name = "LABEL", allow_negative_numbers = true)]
@@ -117,7 +122,7 @@ struct SegmentationReport {
 
 /// Runs `mbls eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
-    if args.bins == 0 {
+    if args.num_bins == 0 {
         bail!("--bins must be at least 1");
     }
     // checked before any input is read (the library refuses it too)
@@ -144,7 +149,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         bail!("{source}: every sample has the ignore label");
     }
     let opts = ClassificationOptions {
-        n_bins: args.bins,
+        num_bins: args.num_bins,
         kind,
         keep_samples: args.bootstrap.is_some(),
         keep_confidences: true,
@@ -260,14 +265,16 @@ fn fit_and_apply(
     let vsrc = val.source.clone();
     let (vs, vl, _) = drop_ignored(val, args.ignore_index);
     let vopts = ClassificationOptions {
-        n_bins: args.bins,
+        num_bins: args.num_bins,
         keep_confidences: false,
         ..Default::default()
     };
     let before =
         mbls_metrics::evaluate(&vs, &vl, classes, vopts.clone()).with_context(|| vsrc.clone())?;
     let t = match method {
-        TempMethod::Grid => grid_search_temperature(&vs, &vl, classes, args.bins)?.temperature_ece,
+        TempMethod::Grid => {
+            grid_search_temperature(&vs, &vl, classes, args.num_bins)?.temperature_ece
+        }
         TempMethod::Nll => fit_temperature_nll(&vs, &vl, classes)?.temperature,
     };
     let vafter = mbls_metrics::evaluate(&scale_logits(&vs, t), &vl, classes, vopts)?;
@@ -276,7 +283,7 @@ fn fit_and_apply(
         labels,
         classes,
         ClassificationOptions {
-            n_bins: args.bins,
+            num_bins: args.num_bins,
             ..Default::default()
         },
     )?;
@@ -420,7 +427,7 @@ fn run_dense(args: &EvalArgs, mut data: DenseSource) -> Result<()> {
     let mut acc = SegmentationAccumulator::new(
         c,
         SegmentationOptions {
-            n_bins: args.bins,
+            num_bins: args.num_bins,
             ignore_index: ignore,
             exclude_background: !args.include_background,
             global_adaptive: true,
@@ -461,7 +468,7 @@ fn run_dense(args: &EvalArgs, mut data: DenseSource) -> Result<()> {
     println!("{}", report.source);
     println!(
         "images {}  classes {}  ignore {:?}  bins {}  batch {}",
-        m.images, m.classes, report.ignore_index, args.bins, args.seg_batch
+        m.images, m.classes, report.ignore_index, args.num_bins, args.seg_batch
     );
     println!();
     let rows = vec![

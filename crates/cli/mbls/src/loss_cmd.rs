@@ -11,11 +11,7 @@ use std::path::PathBuf;
 
 /// Arguments of `mbls loss`.
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  mbls loss logits.npy targets.npy loss=logit_margin loss.margin=10 loss.alpha=0.1\n  \
-    mbls loss seg_logits.npy seg_targets.npy loss=focal loss.ignore_index=255 --json --grad-out grad.npy\n\n\
-    Losses (loss=NAME): ce, ls, focal, focal_adaptive, penalty_ent, mmce, mmce_weighted, logit_margin, brier, penalty_l1"
-)]
+#[command(after_help = loss_help())]
 pub struct LossArgs {
     /// Logits .npy (float32/float64; N x C or N x C x H x W).
     #[arg(value_name = "LOGITS")]
@@ -50,6 +46,16 @@ fn to_tensor(a: &NpyArray, what: &str, path: &std::path::Path) -> Result<Tensor>
             other.dtype().name()
         ),
     })
+}
+
+/// The examples and the loss names (from the engine's one list).
+fn loss_help() -> String {
+    format!(
+        "Examples:\n  mbls loss logits.npy targets.npy loss=logit_margin loss.margin=10 loss.alpha=0.1\n  \
+         mbls loss seg_logits.npy seg_targets.npy loss=focal loss.ignore_index=255 --json --grad-out grad.npy\n\n\
+         Losses (loss=NAME): {}",
+        mbls_engine::losses::LOSS_NAMES.join(", ")
+    )
 }
 
 /// Runs `mbls loss`.

@@ -129,7 +129,8 @@ impl Config {
         let (mut defaults, primary) = primary_config()?;
         for o in parsed.iter().filter(|o| o.kind == Kind::Select) {
             let valid = user.options(&o.key);
-            if !valid.contains(&o.value) {
+            let value = registry::canonical_option(&o.key, &o.value);
+            if !valid.iter().any(|v| v == value) {
                 return Err(ConfigError::UnknownOption {
                     group: o.key.clone(),
                     option: o.value.clone(),
@@ -139,7 +140,7 @@ impl Config {
             for entry in defaults.iter_mut() {
                 if let Entry::Group(g, option) = entry {
                     if *g == o.key {
-                        *option = o.value.clone();
+                        *option = value.to_string();
                     }
                 }
             }

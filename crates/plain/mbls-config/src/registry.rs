@@ -43,6 +43,22 @@ registry! {
     "wandb" => ["my"],
 }
 
+/// Other names accepted for a group option, as `(group, alias, option)`: the 20 Newsgroups
+/// set is the reference's `data=newgroups` (its file name), and `ng` is its `data.name`;
+/// both select it, and `newgroups` is what is printed.
+const ALIASES: &[(&str, &str, &str)] = &[
+    ("data", "ng", "newgroups"),
+    ("data", "newsgroups", "newgroups"),
+];
+
+/// The option an alias stands for (the option itself when it is not an alias).
+pub(crate) fn canonical_option<'a>(group: &str, option: &'a str) -> &'a str {
+    ALIASES
+        .iter()
+        .find(|(g, a, _)| *g == group && *a == option)
+        .map_or(option, |(_, _, o)| o)
+}
+
 /// The YAML text of `configs/<group>/<option>.yaml`.
 pub(crate) fn file(group: &str, option: &str) -> Option<&'static str> {
     FILES

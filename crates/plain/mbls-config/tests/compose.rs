@@ -191,6 +191,12 @@ fn group_option_values() {
     assert_eq!(cfg.get_f64("data.test_split").unwrap(), 0.2);
     assert_eq!(cfg.get_i64("data.random_seed").unwrap(), 7);
     assert_eq!(cfg.get_i64("model.num_classes").unwrap(), 20);
+    // the dataset's name selects it too (one set, one printed option: newgroups)
+    for alias in ["data=ng", "data=newsgroups"] {
+        let other = c(&[alias, "model=global_pooling", "seed=7"]);
+        assert_eq!(other.to_yaml(), cfg.to_yaml(), "{alias}");
+        assert_eq!(other.group("data"), "newgroups", "{alias}");
+    }
     let cfg = c(&["data=cub"]);
     assert_eq!(cfg.get_i64("data.scale_size").unwrap(), 256);
     assert_eq!(cfg.get_i64("data.crop_size").unwrap(), 224);

@@ -1,7 +1,7 @@
 //! Adaptive (equal-mass) ECE, exactly as the reference computes it, plus a corrected variant.
 //!
 //! Reference (`AdaptiveECELoss`): the edges are
-//! `np.interp(np.linspace(0, N, n_bins + 1), np.arange(N), np.sort(conf))` in float64, cast
+//! `np.interp(np.linspace(0, N, num_bins + 1), np.arange(N), np.sort(conf))` in float64, cast
 //! to float32 for the comparison, and a confidence falls in bin `b` when
 //! `edge[b] < conf <= edge[b + 1]`. The first edge is the minimum confidence, so the
 //! sample(s) with the minimum confidence are in **no** bin and the bin weights
@@ -80,14 +80,14 @@ impl ConfidenceStore {
         }
     }
 
-    /// Adaptive ECE with `n_bins` equal-mass bins. 0 for an empty store.
-    pub fn adaptive_ece(&self, n_bins: usize, variant: AdaptiveVariant) -> f64 {
-        self.adaptive_bins(n_bins, variant).0
+    /// Adaptive ECE with `num_bins` equal-mass bins. 0 for an empty store.
+    pub fn adaptive_ece(&self, num_bins: usize, variant: AdaptiveVariant) -> f64 {
+        self.adaptive_bins(num_bins, variant).0
     }
 
     /// Adaptive ECE in both conventions (reference, corrected), from one pass.
-    pub fn adaptive_ece_both(&self, n_bins: usize) -> (f64, f64) {
-        let raw = self.reference_bins(n_bins);
+    pub fn adaptive_ece_both(&self, num_bins: usize) -> (f64, f64) {
+        let raw = self.reference_bins(num_bins);
         (
             self.adaptive_bins_from(raw.clone(), AdaptiveVariant::Reference)
                 .0,
@@ -98,20 +98,20 @@ impl ConfidenceStore {
     /// Adaptive ECE and the per-bin statistics it was computed from.
     pub fn adaptive_bins(
         &self,
-        n_bins: usize,
+        num_bins: usize,
         variant: AdaptiveVariant,
     ) -> (f64, Vec<AdaptiveBin>) {
-        self.adaptive_bins_from(self.reference_bins(n_bins), variant)
+        self.adaptive_bins_from(self.reference_bins(num_bins), variant)
     }
 
     /// The reference's bins, plus the count and correct count of the samples at the first
     /// edge (which the reference leaves out and the corrected variant puts in bin 0).
-    fn reference_bins(&self, n_bins: usize) -> RawBins {
+    fn reference_bins(&self, num_bins: usize) -> RawBins {
         let n = self.packed.len();
-        if n == 0 || n_bins == 0 {
+        if n == 0 || num_bins == 0 {
             return RawBins::default();
         }
-        let edges: Vec<f32> = equal_mass_edges(&self.packed, n_bins)
+        let edges: Vec<f32> = equal_mass_edges(&self.packed, num_bins)
             .iter()
             .map(|&e| e as f32)
             .collect();
@@ -121,11 +121,11 @@ impl ConfidenceStore {
             .packed
             .par_chunks(1 << 16)
             .map(|chunk| {
-                let mut r = RawBins::zeros(n_bins);
+                let mut r = RawBins::zeros(num_bins);
                 for &v in chunk {
                     let c = f32::from_bits(v & !SIGN);
                     let b = uppers.partition_point(|&e| e < c);
-                    if b >= n_bins {
+                    if b >= num_bins {
                         continue;
                     }
                     let ok = (v & SIGN == 0) as u64;
@@ -141,9 +141,9 @@ impl ConfidenceStore {
                 r
             })
             .collect();
-        let mut total = RawBins::zeros(n_bins);
+        let mut total = RawBins::zeros(num_bins);
         for p in parts {
-            for i in 0..n_bins {
+            for i in 0..num_bins {
                 total.count[i] += p.count[i];
                 total.sum_conf[i] += p.sum_conf[i];
                 total.correct[i] += p.correct[i];
@@ -196,11 +196,11 @@ struct RawBins {
 }
 
 impl RawBins {
-    fn zeros(n_bins: usize) -> Self {
+    fn zeros(num_bins: usize) -> Self {
         RawBins {
-            count: vec![0; n_bins],
-            sum_conf: vec![0.0; n_bins],
-            correct: vec![0; n_bins],
+            count: vec![0; num_bins],
+            sum_conf: vec![0.0; num_bins],
+            correct: vec![0; num_bins],
             ..Default::default()
         }
     }
@@ -221,15 +221,15 @@ pub struct AdaptiveBin {
     pub correct: u64,
 }
 
-/// `np.interp(np.linspace(0, N, n_bins + 1), np.arange(N), np.sort(conf))`, computed with
+/// `np.interp(np.linspace(0, N, num_bins + 1), np.arange(N), np.sort(conf))`, computed with
 /// order statistics instead of a full sort.
-fn equal_mass_edges(packed: &[u32], n_bins: usize) -> Vec<f64> {
+fn equal_mass_edges(packed: &[u32], num_bins: usize) -> Vec<f64> {
     let n = packed.len();
-    // np.linspace(0, N, n_bins + 1): i * step, the last one exactly N.
-    let step = n as f64 / n_bins as f64;
-    let xs: Vec<f64> = (0..=n_bins)
+    // np.linspace(0, N, num_bins + 1): i * step, the last one exactly N.
+    let step = n as f64 / num_bins as f64;
+    let xs: Vec<f64> = (0..=num_bins)
         .map(|i| {
-            if i == n_bins {
+            if i == num_bins {
                 n as f64
             } else {
                 i as f64 * step
@@ -296,16 +296,16 @@ fn select_many(v: &mut [u32], positions: &[usize], offset: usize, out: &mut Vec<
 mod tests {
     use super::*;
 
-    fn naive_edges(conf: &[f32], n_bins: usize) -> Vec<f64> {
+    fn naive_edges(conf: &[f32], num_bins: usize) -> Vec<f64> {
         let mut s: Vec<f64> = conf.iter().map(|&c| c as f64).collect();
         s.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let n = s.len();
-        (0..=n_bins)
+        (0..=num_bins)
             .map(|i| {
-                let x = if i == n_bins {
+                let x = if i == num_bins {
                     n as f64
                 } else {
-                    i as f64 * (n as f64 / n_bins as f64)
+                    i as f64 * (n as f64 / num_bins as f64)
                 };
                 if x >= (n - 1) as f64 {
                     s[n - 1]

@@ -1,11 +1,11 @@
 //! Equal-width confidence bins with the reference's conventions.
 //!
-//! The edges are `torch.linspace(0, 1, n_bins + 1)` in float32, computed the way
+//! The edges are `torch.linspace(0, 1, num_bins + 1)` in float32, computed the way
 //! PyTorch's CPU kernel does (`start + step * i` for the first half, `end - step * (n - i)`
 //! for the second, with a float32 `step`), and a value `p` falls in bin `b` when
 //! `edges[b] < p <= edges[b + 1]`: a confidence of exactly 0 is in no bin.
 
-/// Float32 bin edges, `n_bins + 1` of them, increasing from 0 to 1.
+/// Float32 bin edges, `num_bins + 1` of them, increasing from 0 to 1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BinEdges {
     edges: Vec<f32>,
@@ -13,14 +13,14 @@ pub struct BinEdges {
 }
 
 impl BinEdges {
-    /// Equal-width edges as `torch.linspace(0, 1, n_bins + 1)` builds them.
+    /// Equal-width edges as `torch.linspace(0, 1, num_bins + 1)` builds them.
     ///
     /// # Panics
-    /// If `n_bins` is 0 (callers validate it first).
-    pub fn equal_width(n_bins: usize) -> Self {
-        assert!(n_bins > 0, "n_bins must be positive");
-        let steps = n_bins + 1;
-        let step: f32 = 1.0f32 / (n_bins as f32);
+    /// If `num_bins` is 0 (callers validate it first).
+    pub fn equal_width(num_bins: usize) -> Self {
+        assert!(num_bins > 0, "num_bins must be positive");
+        let steps = num_bins + 1;
+        let step: f32 = 1.0f32 / (num_bins as f32);
         let halfway = steps / 2;
         let edges = (0..steps)
             .map(|i| {
@@ -33,7 +33,7 @@ impl BinEdges {
             .collect();
         BinEdges {
             edges,
-            scale: n_bins as f32,
+            scale: num_bins as f32,
         }
     }
 
@@ -47,7 +47,7 @@ impl BinEdges {
         false
     }
 
-    /// The `n_bins + 1` edges.
+    /// The `num_bins + 1` edges.
     pub fn edges(&self) -> &[f32] {
         &self.edges
     }

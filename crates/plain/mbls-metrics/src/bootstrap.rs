@@ -113,7 +113,7 @@ pub fn bootstrap(
             "bootstrap supports at most 2^32 samples".into(),
         ));
     }
-    let nb = acc.options().n_bins;
+    let nb = acc.options().num_bins;
     let edges = acc.edges();
     let bin: Vec<u32> = (0..n)
         .map(|i| edges.bin_of(store.get(i).0).map_or(u32::MAX, |b| b as u32))

@@ -42,7 +42,7 @@ pub enum ScoreKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassificationOptions {
     /// Number of equal-width (and equal-mass) bins; 15 in the reference.
-    pub n_bins: usize,
+    pub num_bins: usize,
     /// Logits or probabilities.
     pub kind: ScoreKind,
     /// Keep per-sample NLL and top-1 hits (needed for bootstrap intervals).
@@ -54,7 +54,7 @@ pub struct ClassificationOptions {
 impl Default for ClassificationOptions {
     fn default() -> Self {
         ClassificationOptions {
-            n_bins: 15,
+            num_bins: 15,
             kind: ScoreKind::Logits,
             keep_samples: false,
             keep_confidences: true,
@@ -173,13 +173,13 @@ impl ClassificationAccumulator {
         if classes < 2 {
             return Err(MetricError::TooFewClasses(classes));
         }
-        if opts.n_bins == 0 || opts.n_bins > 100_000 {
+        if opts.num_bins == 0 || opts.num_bins > 100_000 {
             return Err(MetricError::Invalid(format!(
                 "number of bins must be in 1..=100000, got {}",
-                opts.n_bins
+                opts.num_bins
             )));
         }
-        let b = opts.n_bins;
+        let b = opts.num_bins;
         Ok(ClassificationAccumulator {
             classes,
             edges: BinEdges::equal_width(b),
@@ -410,7 +410,7 @@ impl ClassificationAccumulator {
     /// the remainder at the end.
     #[inline(always)]
     fn row_common(&mut self, e: &[f32], inv: f32, conf: f32, am: usize, y: usize, nll: f64) {
-        let nb = self.opts.n_bins;
+        let nb = self.opts.num_bins;
         let correct = am == y;
         self.n += 1;
         self.nll_sum += nll;
@@ -482,7 +482,7 @@ impl ClassificationAccumulator {
                 found: other.classes,
             });
         }
-        if other.opts.n_bins != self.opts.n_bins || other.opts.kind != self.opts.kind {
+        if other.opts.num_bins != self.opts.num_bins || other.opts.kind != self.opts.kind {
             return Err(MetricError::Invalid(
                 "merging accumulators with different bins or score kinds".into(),
             ));
@@ -528,7 +528,7 @@ impl ClassificationAccumulator {
     /// Per-bin top-label statistics.
     pub fn bin_stats(&self) -> Vec<BinStat> {
         let e = self.edges.edges();
-        (0..self.opts.n_bins)
+        (0..self.opts.num_bins)
             .map(|b| {
                 let cnt = self.bin_count[b];
                 BinStat {
@@ -563,7 +563,7 @@ impl ClassificationAccumulator {
 
     /// Classwise ECE over `max(label) + 1` classes.
     pub fn cece(&self) -> f64 {
-        let nb = self.opts.n_bins;
+        let nb = self.opts.num_bins;
         let k_used = (self.max_label + 1).max(0) as usize;
         if k_used == 0 || self.n == 0 {
             return 0.0;
@@ -603,7 +603,7 @@ impl ClassificationAccumulator {
         let n = self.n as f64;
         let (ece, mce) = self.ece_mce();
         let (aece, aece_corrected) = if self.opts.keep_confidences {
-            let (r, c) = self.store.adaptive_ece_both(self.opts.n_bins);
+            let (r, c) = self.store.adaptive_ece_both(self.opts.num_bins);
             (Some(r), Some(c))
         } else {
             (None, None)
@@ -625,7 +625,7 @@ impl ClassificationAccumulator {
         Ok(ClassificationMetrics {
             samples: self.n,
             classes: self.classes,
-            num_bins: self.opts.n_bins,
+            num_bins: self.opts.num_bins,
             acc: self.top1 as f64 / n,
             acc_first_max: self.correct_first as f64 / n,
             acc_5: (self.classes > 5).then(|| self.top5 as f64 / n),

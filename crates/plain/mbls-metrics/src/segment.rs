@@ -25,7 +25,7 @@ const EPS: f64 = 1e-10;
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmentationOptions {
     /// Bins for the calibration metrics (15).
-    pub n_bins: usize,
+    pub num_bins: usize,
     /// Label value to ignore (255 for VOC); `None` keeps every pixel.
     pub ignore_index: Option<i64>,
     /// Drop background (class 0) pixels from the calibration metrics, as the reference does.
@@ -39,7 +39,7 @@ pub struct SegmentationOptions {
 impl Default for SegmentationOptions {
     fn default() -> Self {
         SegmentationOptions {
-            n_bins: 15,
+            num_bins: 15,
             ignore_index: Some(255),
             exclude_background: true,
             global_adaptive: true,
@@ -140,7 +140,7 @@ impl SegmentationAccumulator {
         let global = ClassificationAccumulator::new(
             classes,
             ClassificationOptions {
-                n_bins: opts.n_bins,
+                num_bins: opts.num_bins,
                 kind: ScoreKind::Logits,
                 keep_samples: false,
                 keep_confidences: opts.global_adaptive,
@@ -207,7 +207,7 @@ impl SegmentationAccumulator {
             return Ok(());
         }
         let calib_opts = ClassificationOptions {
-            n_bins: self.opts.n_bins,
+            num_bins: self.opts.num_bins,
             kind: ScoreKind::Logits,
             keep_samples: false,
             keep_confidences: true,
@@ -240,7 +240,7 @@ impl SegmentationAccumulator {
             let (ece, _) = bacc.ece_mce();
             let aece = bacc
                 .confidences()
-                .adaptive_ece(self.opts.n_bins, AdaptiveVariant::Reference);
+                .adaptive_ece(self.opts.num_bins, AdaptiveVariant::Reference);
             self.batch_pixels.push(bacc.samples());
             self.batch_nll.push(bacc.mean_nll());
             self.batch_ece.push(ece);

@@ -151,15 +151,15 @@ pub fn grid_search_temperature(
     logits: &[f32],
     labels: &[i64],
     classes: usize,
-    n_bins: usize,
+    num_bins: usize,
 ) -> Result<GridSearch, MetricError> {
     check(logits, labels, classes)?;
-    if n_bins == 0 {
+    if num_bins == 0 {
         return Err(MetricError::Invalid(
             "number of bins must be positive".into(),
         ));
     }
-    let edges = BinEdges::equal_width(n_bins);
+    let edges = BinEdges::equal_width(num_bins);
     let mut t = 0.1f64;
     let mut best = GridSearch {
         temperature_ece: 1.0,

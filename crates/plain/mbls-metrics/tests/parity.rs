@@ -119,7 +119,7 @@ fn segmentation_matches_reference() {
         let f = |k: &str| e[k].as_f64().unwrap();
         let classes = f("num_classes") as usize;
         let opts = SegmentationOptions {
-            n_bins: f("num_bins") as usize,
+            num_bins: f("num_bins") as usize,
             ignore_index: Some(f("ignore_index") as i64),
             ..Default::default()
         };

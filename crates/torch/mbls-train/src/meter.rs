@@ -52,7 +52,7 @@ impl ClassifyMeter {
     ) -> Result<Self, TrainError> {
         let eval = phase != Phase::Train;
         let opts = ClassificationOptions {
-            n_bins: num_bins,
+            num_bins,
             keep_confidences: eval,
             ..ClassificationOptions::default()
         };

@@ -882,6 +882,20 @@ mod tests {
         assert_eq!(s.calibrate.num_bins, 15);
     }
 
+    #[test]
+    fn the_config_lists_exactly_the_engine_losses() {
+        // one list of loss names (the engine's): the config's loss group has a file for each
+        let (_, listed) = Config::groups()
+            .iter()
+            .find(|(g, _)| *g == "loss")
+            .expect("a loss group");
+        let mut listed = listed.to_vec();
+        let mut engine = mbls_engine::losses::LOSS_NAMES.to_vec();
+        listed.sort_unstable();
+        engine.sort_unstable();
+        assert_eq!(listed, engine);
+    }
+
     /// Every option of every group listed by the registry composes into specs, or is
     /// refused with a message that says why.
     #[test]

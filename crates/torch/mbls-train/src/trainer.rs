@@ -1060,7 +1060,7 @@ fn run_test(
             labels,
             classes,
             ClassificationOptions {
-                n_bins: bins,
+                num_bins: bins,
                 ..ClassificationOptions::default()
             },
         )

@@ -473,8 +473,10 @@ impl Loss for MmceWeighted {
     }
 }
 
-/// Margin-based label smoothing, MbLS (`logit_margin`).
-pub(crate) struct LogitMarginL1 {
+/// Margin-based label smoothing, MbLS: `LogitMargin` in Rust everywhere (this loss, its
+/// [`LossSpec::LogitMargin`](super::LossSpec::LogitMargin) and its fused kernel's
+/// `RowLoss::LogitMargin`), `logit_margin` in the configuration (the reference's name).
+pub(crate) struct LogitMargin {
     pub margin: f64,
     pub alpha: f64,
     pub ignore_index: i64,
@@ -484,7 +486,7 @@ pub(crate) struct LogitMarginL1 {
     pub step_size: usize,
 }
 
-impl Loss for LogitMarginL1 {
+impl Loss for LogitMargin {
     fn name(&self) -> &'static str {
         "logit_margin"
     }
@@ -492,7 +494,7 @@ impl Loss for LogitMarginL1 {
         &["loss", "loss_ce", "loss_margin_l1"]
     }
     fn forward(&self, logits: &Tensor, targets: &Tensor) -> Result<LossTerms, LossError> {
-        let kind = RowLoss::Margin {
+        let kind = RowLoss::LogitMargin {
             margin: self.margin as f32,
             alpha: self.alpha,
         };

@@ -386,7 +386,7 @@ pub fn build_loss(spec: &LossSpec) -> Result<Box<dyn Loss>, LossError> {
             mu,
             max_alpha,
             step_size,
-        } => Box::new(LogitMarginL1 {
+        } => Box::new(LogitMargin {
             margin,
             alpha,
             ignore_index,

@@ -111,7 +111,7 @@ pub(super) fn dense_image<const AVX2: bool>(
 ) -> Vec<Sums> {
     let mut b = TileBufs::new(c);
     let mut out = Vec::with_capacity(tiles);
-    let margin = matches!(ctx.kind, RowLoss::Margin { .. });
+    let margin = matches!(ctx.kind, RowLoss::LogitMargin { .. });
     let ls = matches!(ctx.kind, RowLoss::Ls { .. });
     for t in 0..tiles {
         let start = t * TILE;
@@ -468,7 +468,7 @@ pub(super) fn dense_tile<const MARGIN: bool, const LS: bool, const AVX2: bool>(
                 gy[i] = coef;
                 acc += loss;
             }
-            RowLoss::Margin { margin, .. } => {
+            RowLoss::LogitMargin { margin, .. } => {
                 gscale[i] = inv * n;
                 gy[i] = -n;
                 // logits below the threshold are penalised (none when all are within margin)
@@ -482,7 +482,7 @@ pub(super) fn dense_tile<const MARGIN: bool, const LS: bool, const AVX2: bool>(
     }
     // 4. the gradient planes (and the penalty and active counts per pixel)
     let s = match ctx.kind {
-        RowLoss::Margin { alpha, .. } => (alpha as f32) * ctx.inv_nc,
+        RowLoss::LogitMargin { alpha, .. } => (alpha as f32) * ctx.inv_nc,
         _ => 0.0,
     };
     let (pen, act) = (&mut b.pen[..len], &mut b.act[..len]);

@@ -31,7 +31,9 @@ pub(crate) enum RowLoss {
         gamma: f32,
         mean: bool,
     },
-    Margin {
+    /// MbLS (config name `logit_margin`): CE plus `alpha` times the mean over N x C of
+    /// `relu(max - x - margin)`.
+    LogitMargin {
         margin: f32,
         alpha: f64,
     },
@@ -114,7 +116,7 @@ pub(crate) fn fused(
         RowLoss::Focal { mean, .. } | RowLoss::FocalAdaptive { mean, .. } => {
             vec![if mean { s1 * inv_n } else { s1 }]
         }
-        RowLoss::Margin { alpha, .. } => {
+        RowLoss::LogitMargin { alpha, .. } => {
             let ce = s1 * inv_n;
             let margin = s2 * inv_n / c as f64;
             vec![ce + alpha * margin, ce, margin]

@@ -55,7 +55,7 @@ pub(super) fn row<const AVX2: bool>(
             };
             focal_row(g, e, inv, y, logp_y, gm, mean, n)
         }
-        RowLoss::Margin { margin, alpha } => {
+        RowLoss::LogitMargin { margin, alpha } => {
             let s = (alpha as f32) * ctx.inv_nc;
             let scale = inv * n;
             // exact fast path: no logit is more than `margin` below the max

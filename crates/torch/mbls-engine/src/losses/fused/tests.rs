@@ -41,11 +41,11 @@ fn avx2_dense_passes_equal_the_portable_ones() {
                 gamma: 2.0,
                 mean: true,
             },
-            RowLoss::Margin {
+            RowLoss::LogitMargin {
                 margin: 3.0,
                 alpha: 0.1,
             },
-            RowLoss::Margin {
+            RowLoss::LogitMargin {
                 margin: 0.0,
                 alpha: 0.1,
             },
@@ -95,11 +95,11 @@ fn avx2_row_passes_equal_the_portable_ones() {
         x.iter_mut().for_each(|v| *v *= scale);
         for kind in [
             RowLoss::Ce,
-            RowLoss::Margin {
+            RowLoss::LogitMargin {
                 margin: 3.0,
                 alpha: 0.1,
             },
-            RowLoss::Margin {
+            RowLoss::LogitMargin {
                 margin: 20.0,
                 alpha: 0.1,
             },
