@@ -17,8 +17,8 @@
 //! [`Cifar::open`] finds whichever format is present (in `root` itself or in the official
 //! sub-folder), keeps every image in memory and serves 32x32 RGB [`Image`]s in HWC order.
 
-use crate::download::{download, extract_tar_gz};
 use crate::{DataError, Dataset, Image, Sample, Target};
+use mbls_base::download::{download, extract_tar_gz};
 use std::path::{Path, PathBuf};
 
 /// Pixel bytes of one CIFAR image (3 planes of 32x32).

@@ -85,6 +85,27 @@ pub enum DataError {
     },
 }
 
+impl From<mbls_base::download::DownloadError> for DataError {
+    fn from(e: mbls_base::download::DownloadError) -> Self {
+        use mbls_base::download::DownloadError as D;
+        match e {
+            D::Io { path, error } => DataError::Io { path, error },
+            D::Checksum {
+                path,
+                algorithm,
+                expected,
+                actual,
+            } => DataError::Checksum {
+                path,
+                algorithm,
+                expected,
+                actual,
+            },
+            D::Download { url, message } => DataError::Download { url, message },
+        }
+    }
+}
+
 impl DataError {
     /// An [`DataError::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {

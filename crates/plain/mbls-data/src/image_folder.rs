@@ -412,7 +412,7 @@ pub fn write_cifar_binary_splits(
     out_dir: &Path,
 ) -> Result<Vec<PathBuf>, DataError> {
     let mut names = Vec::new();
-    mbls_fs::replace_dir_atomic(out_dir, io_error, |tmp| {
+    mbls_base::fs::replace_dir_atomic(out_dir, io_error, |tmp| {
         for (dataset, is_train) in [(train, true), (test, false)] {
             for file in write_cifar_files(dataset, tmp, is_train)? {
                 names.extend(file.file_name().map(|n| n.to_os_string()));
@@ -511,7 +511,7 @@ fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<(), DataError> {
-    mbls_fs::write_atomic(path, io_error, |w| fill(w).map_err(|e| io_error(path, e)))
+    mbls_base::fs::write_atomic(path, io_error, |w| fill(w).map_err(|e| io_error(path, e)))
 }
 
 /// [`DataError::io`] for a borrowed path (a plain function, as the atomic writers take).

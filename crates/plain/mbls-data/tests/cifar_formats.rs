@@ -2,8 +2,8 @@
 //! Python 3 protocols 2, 4, 5; see `tests/fixtures/numpy/make_fixtures.py`), binary files written
 //! here, error cases, the binary writer and the download-and-unpack path.
 
+use mbls_base::download::md5_file;
 use mbls_data::cifar::{Cifar, CifarArchive, CifarFormat, CifarKind};
-use mbls_data::download::md5_file;
 use mbls_data::image_folder::write_cifar_binary;
 use mbls_data::{DataError, Dataset, Target};
 use std::io::{BufRead, BufReader, Write};

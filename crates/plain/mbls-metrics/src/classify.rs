@@ -24,7 +24,7 @@
 use crate::adaptive::ConfidenceStore;
 use crate::bins::BinEdges;
 use crate::error::MetricError;
-use crate::fastmath;
+use mbls_base::fastmath;
 use rayon::prelude::*;
 
 /// What the scores are.

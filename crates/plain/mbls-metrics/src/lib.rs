@@ -19,7 +19,6 @@ pub mod bins;
 pub mod bootstrap;
 pub mod classify;
 pub mod error;
-pub mod fastmath;
 pub mod segment;
 pub mod temperature;
 

@@ -302,7 +302,7 @@ impl SegmentationAccumulator {
                 }
             }
             for (i, row) in rows[..m * c].chunks_exact(c).enumerate() {
-                let (best, _, sum) = crate::fastmath::max_min_sum(row);
+                let (best, _, sum) = mbls_base::fastmath::max_min_sum(row);
                 if !sum.is_finite() || !best.is_finite() {
                     if let Some(k) = row.iter().position(|v| !v.is_finite()) {
                         return Err(MetricError::NonFinite {

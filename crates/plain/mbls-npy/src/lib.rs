@@ -451,7 +451,7 @@ impl NpyArray {
     /// Writes the array as `.npy` (format 1.0, or 2.0 for very large headers), atomically:
     /// to a temporary file next to `path`, then renamed over it.
     pub fn write(&self, path: impl AsRef<Path>) -> Result<(), NpyError> {
-        mbls_fs::write_atomic(path.as_ref(), io_error, |w| self.write_to(w))
+        mbls_base::fs::write_atomic(path.as_ref(), io_error, |w| self.write_to(w))
     }
 
     /// Writes the array as `.npy` to a writer.
@@ -1059,7 +1059,7 @@ impl<R: Read + Seek> Npz<R> {
 
 /// Writes arrays into an `.npz` archive (stored, uncompressed, as `np.savez` does), atomically.
 pub fn write_npz(path: impl AsRef<Path>, arrays: &[(&str, &NpyArray)]) -> Result<(), NpyError> {
-    mbls_fs::write_atomic(path.as_ref(), io_error, |w| {
+    mbls_base::fs::write_atomic(path.as_ref(), io_error, |w| {
         let mut z = zip::ZipWriter::new(w);
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)

@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 
 mod raster;
 mod svg;
+mod xml;
 
 /// One confidence bin of a reliability diagram.
 #[derive(Debug, Clone, PartialEq)]
@@ -289,7 +290,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PlotError> {
         path: p.to_owned(),
         error,
     };
-    mbls_fs::write_atomic(path, io, |w| w.write_all(bytes).map_err(|e| io(path, e)))
+    mbls_base::fs::write_atomic(path, io, |w| w.write_all(bytes).map_err(|e| io(path, e)))
 }
 
 #[cfg(test)]

@@ -54,7 +54,7 @@ pub(crate) fn text_width(text: &str, size: f64, bold: bool) -> f64 {
         h = size * 4.0,
         y = size * 2.0,
         w = if bold { r#" font-weight="bold""# } else { "" },
-        t = crate::svg::escape(text),
+        t = crate::xml::escape(text),
     );
     match usvg::Tree::from_str(&svg, &options()) {
         Ok(tree) => f64::from(tree.root().bounding_box().width()),

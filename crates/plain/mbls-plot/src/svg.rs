@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use crate::raster::{FONT_FAMILY, text_width};
+use crate::xml::escape;
 use crate::{Bin, Reliability};
 
 /// Canvas width and height, in user units.
@@ -39,24 +40,6 @@ const GRID: &str = "#e3e3e3";
 const BOX_EDGE: &str = "#b0b0b0";
 const TEXT: &str = "#1a1a1a";
 const DIAGONAL: &str = "#4d4d4d";
-
-/// Escapes text for use in XML character data and attribute values.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Control characters other than tab / newline are not allowed in XML 1.0.
-            c if (c as u32) < 0x20 && c != '\t' && c != '\n' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// Formats a tick value with at most three decimals and no trailing zeros.
 fn tick_label(v: f64) -> String {
@@ -601,12 +584,6 @@ pub(crate) fn histogram(r: &Reliability) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_xml() {
-        assert_eq!(escape(r#"a<b>&"c'"#), "a&lt;b&gt;&amp;&quot;c&apos;");
-        assert_eq!(escape("x\u{1}y"), "x y");
-    }
 
     #[test]
     fn nice_steps() {

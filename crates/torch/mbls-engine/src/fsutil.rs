@@ -1,5 +1,5 @@
 //! Save tokens shared by optimizer states and checkpoints (the files themselves are written
-//! with `mbls_fs::write_atomic_path`).
+//! with `mbls_base::fs::write_atomic_path`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

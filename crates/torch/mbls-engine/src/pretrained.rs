@@ -10,8 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mbls_data::DataError;
-use mbls_data::download::{Checksum, download_checked};
+use mbls_base::download::{Checksum, DownloadError, download_checked};
 use tch::nn::VarStore;
 
 use crate::checkpoint::{CheckpointError, LoadOptions, LoadReport, load_weights};
@@ -54,7 +53,7 @@ fn hash_prefix(file: &str) -> Option<&str> {
     (h.len() >= 6 && h.bytes().all(|b| b.is_ascii_hexdigit())).then_some(h)
 }
 
-/// Downloads `url` to `dest` (through `dest.part`, resumable; `mbls_data::download`), checking
+/// Downloads `url` to `dest` (through `dest.part`, resumable; `mbls_base::download`), checking
 /// the SHA-256 prefix of the file name when it has one; `dest` only appears once complete and
 /// checked.
 pub fn download(url: &str, dest: &Path) -> Result<(), CheckpointError> {
@@ -65,13 +64,13 @@ pub fn download(url: &str, dest: &Path) -> Result<(), CheckpointError> {
     };
     match download_checked(url, dest, checksum) {
         Ok(_) => Ok(()),
-        Err(DataError::Checksum {
+        Err(DownloadError::Checksum {
             expected, actual, ..
         }) => Err(CheckpointError::Format {
             path: dest.to_path_buf(),
             message: format!("downloaded file has SHA-256 {actual}, expected a prefix {expected}"),
         }),
-        Err(DataError::Io { path, error }) => Err(CheckpointError::Io { path, error }),
+        Err(DownloadError::Io { path, error }) => Err(CheckpointError::Io { path, error }),
         Err(e) => Err(CheckpointError::Unavailable {
             message: format!("cannot download {url}: {e}"),
         }),

@@ -158,7 +158,7 @@ fn read_records(path: &Path) -> Vec<Record> {
 
 /// Writes `text` to `path` atomically (temporary file beside it, synced, renamed over it).
 pub(crate) fn write_text_atomic(path: &Path, text: &str) -> Result<(), TrainError> {
-    mbls_fs::write_atomic(path, io_err, |w| {
+    mbls_base::fs::write_atomic(path, io_err, |w| {
         w.write_all(text.as_bytes()).map_err(|e| io_err(path, e))
     })
 }

@@ -56,11 +56,15 @@
 //! loss.epoch_end(0); // advances the alpha schedule of logit_margin, if any
 //! ```
 
+// modules in dependency order, without cycles: spec -> impls -> fused -> inputs, params
 mod fused;
 mod impls;
+mod inputs;
+mod params;
 mod spec;
 
-pub use spec::{AlphaSchedule, LOSS_NAMES, LossSpec, Reduction, build_loss};
+pub use params::{AlphaSchedule, Reduction};
+pub use spec::{LOSS_NAMES, LossSpec, build_loss};
 
 use tch::{Kind, Tensor};
 

@@ -1,6 +1,7 @@
 //! Losses chosen by name and parameters (the reference's config names; every parameter given, from the config's loss group files).
 
 use super::impls::*;
+use super::params::{AlphaSchedule, Reduction};
 use super::{Loss, LossError};
 use serde_json::{Map, Value};
 
@@ -17,30 +18,6 @@ pub const LOSS_NAMES: &[&str] = &[
     "brier",
     "penalty_l1",
 ];
-
-/// Reduction of label smoothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reduction {
-    /// Mean over rows.
-    Mean,
-    /// Sum over rows.
-    Sum,
-    /// One value per row.
-    None,
-}
-
-/// Alpha schedule of the MbLS loss, applied by [`Loss::epoch_end`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum AlphaSchedule {
-    /// No change (`""`, the paper's setting).
-    Constant,
-    /// `alpha = min(alpha + mu, max_alpha)` every epoch.
-    Add,
-    /// `alpha = min(alpha * mu, max_alpha)` every epoch.
-    Multiply,
-    /// `alpha = min(alpha * mu, max_alpha)` when `(epoch + 1) % step_size == 0`.
-    Step,
-}
 
 /// A loss and its parameters.
 #[derive(Debug, Clone, PartialEq)]

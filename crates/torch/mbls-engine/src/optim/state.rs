@@ -6,7 +6,7 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use mbls_fs::write_atomic_path;
+use mbls_base::fs::write_atomic_path;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 

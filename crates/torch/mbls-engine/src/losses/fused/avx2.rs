@@ -4,7 +4,7 @@
 //! vectors in registers across the class planes. They do exactly the scalar loops'
 //! operations in the same order (no fused multiply-adds), so results are the same bits.
 
-use mbls_metrics::fastmath;
+use mbls_base::fastmath;
 use std::arch::x86_64::*;
 
 /// Pixels per block of the max pass (4 vectors of 8).

@@ -11,8 +11,8 @@
 //! dtypes use the tensor-op implementations.
 
 use super::LossError;
-use super::impls::check_inputs;
-use mbls_metrics::fastmath;
+use super::inputs::check_inputs;
+use mbls_base::fastmath;
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 

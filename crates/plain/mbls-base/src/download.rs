@@ -5,7 +5,51 @@
 //! wrong or incomplete file never sits at `dest`; [`download_checked`] does the same with another
 //! [`Checksum`] (torch.hub's SHA-256 prefix). [`extract_tar_gz`] unpacks a `.tar.gz` archive.
 
-use crate::DataError;
+use std::path::Path as StdPath;
+
+/// What can go wrong while downloading, checking or unpacking.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// A local file or folder could not be read or written.
+    #[error("{}: {error}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating-system error.
+        error: std::io::Error,
+    },
+    /// A file's digest differs from the expected one (for a SHA-256 prefix: does not start
+    /// with it).
+    #[error("{}: {algorithm} {actual} differs from the expected {expected}", path.display())]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// `MD5` or `SHA-256`.
+        algorithm: &'static str,
+        /// Expected digest (hex).
+        expected: String,
+        /// Digest of the file (hex).
+        actual: String,
+    },
+    /// The download failed (no network, HTTP error, ...).
+    #[error("download of {url} failed: {message}")]
+    Download {
+        /// The address.
+        url: String,
+        /// What went wrong, with advice when offline.
+        message: String,
+    },
+}
+
+impl DownloadError {
+    /// A [`DownloadError::Io`] for `path`.
+    fn io(path: &StdPath, error: std::io::Error) -> Self {
+        DownloadError::Io {
+            path: path.to_path_buf(),
+            error,
+        }
+    }
+}
 use md5::{Digest, Md5};
 use sha2::Sha256;
 use std::fs::{File, OpenOptions};
@@ -16,25 +60,27 @@ use std::time::Duration;
 /// The MD5 digest of a file, as 32 lowercase hex digits.
 ///
 /// # Errors
-/// [`DataError::Io`] when the file cannot be read.
-pub fn md5_file(path: &Path) -> Result<String, DataError> {
+/// [`DownloadError::Io`] when the file cannot be read.
+pub fn md5_file(path: &Path) -> Result<String, DownloadError> {
     hex_digest::<Md5>(path)
 }
 
 /// The SHA-256 digest of a file, as 64 lowercase hex digits.
 ///
 /// # Errors
-/// [`DataError::Io`] when the file cannot be read.
-pub fn sha256_file(path: &Path) -> Result<String, DataError> {
+/// [`DownloadError::Io`] when the file cannot be read.
+pub fn sha256_file(path: &Path) -> Result<String, DownloadError> {
     hex_digest::<Sha256>(path)
 }
 
-fn hex_digest<H: Digest>(path: &Path) -> Result<String, DataError> {
-    let mut file = File::open(path).map_err(|e| DataError::io(path, e))?;
+fn hex_digest<H: Digest>(path: &Path) -> Result<String, DownloadError> {
+    let mut file = File::open(path).map_err(|e| DownloadError::io(path, e))?;
     let mut hasher = H::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buf).map_err(|e| DataError::io(path, e))?;
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| DownloadError::io(path, e))?;
         if n == 0 {
             break;
         }
@@ -75,7 +121,7 @@ impl Checksum<'_> {
     }
 
     /// `Ok(None)` when `path` passes, `Ok(Some(actual digest))` when it does not.
-    fn mismatch(&self, path: &Path) -> Result<Option<String>, DataError> {
+    fn mismatch(&self, path: &Path) -> Result<Option<String>, DownloadError> {
         let expected = self.expected();
         let actual = match self {
             Checksum::Md5(_) => md5_file(path)?,
@@ -107,7 +153,7 @@ impl Checksum<'_> {
 
 /// Downloads `url` to `dest` and checks its MD5 digest (`md5`, hex, case-insensitive):
 /// [`download_checked`] with [`Checksum::Md5`].
-pub fn download(url: &str, dest: &Path, md5: &str) -> Result<PathBuf, DataError> {
+pub fn download(url: &str, dest: &Path, md5: &str) -> Result<PathBuf, DownloadError> {
     download_checked(url, dest, Checksum::Md5(md5))
 }
 
@@ -119,24 +165,24 @@ pub fn download(url: &str, dest: &Path, md5: &str) -> Result<PathBuf, DataError>
 ///   `200 OK` answer (server without range support) restarts the file from the beginning.
 /// - An interrupted transfer leaves the `.part` file for the next call to resume.
 /// - When the complete file fails the check, the `.part` file is deleted and
-///   [`DataError::Checksum`] returned; `dest` is left untouched.
+///   [`DownloadError::Checksum`] returned; `dest` is left untouched.
 /// - On success `.part` is renamed to `dest` and `dest` returned.
 ///
 /// # Errors
-/// [`DataError::Download`] when no connection can be made (the message says that no network was
+/// [`DownloadError::Download`] when no connection can be made (the message says that no network was
 /// reachable and to place the file at `dest` by hand), on HTTP errors and interrupted transfers;
-/// [`DataError::Checksum`] on a digest mismatch; [`DataError::Io`] for local file errors.
+/// [`DownloadError::Checksum`] on a digest mismatch; [`DownloadError::Io`] for local file errors.
 pub fn download_checked(
     url: &str,
     dest: &Path,
     checksum: Checksum<'_>,
-) -> Result<PathBuf, DataError> {
+) -> Result<PathBuf, DownloadError> {
     let expected = checksum.expected();
     if dest.is_file() && checksum.mismatch(dest)?.is_none() {
         return Ok(dest.to_path_buf());
     }
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
+        std::fs::create_dir_all(parent).map_err(|e| DownloadError::io(parent, e))?;
     }
     let part = part_path(dest);
     let by_hand = || {
@@ -180,7 +226,7 @@ pub fn download_checked(
             } else {
                 format!("{e}; {}", by_hand())
             };
-            DataError::Download {
+            DownloadError::Download {
                 url: url.to_string(),
                 message,
             }
@@ -210,7 +256,7 @@ pub fn download_checked(
                 continue;
             }
             _ => {
-                return Err(DataError::Download {
+                return Err(DownloadError::Download {
                     url: url.to_string(),
                     message: format!("the server answered HTTP {status}; {}", by_hand()),
                 });
@@ -221,7 +267,7 @@ pub fn download_checked(
         } else {
             File::create(&part)
         }
-        .map_err(|e| DataError::io(&part, e))?;
+        .map_err(|e| DownloadError::io(&part, e))?;
         let mut body = response.into_body().into_reader();
         let mut buf = vec![0u8; 1 << 16];
         loop {
@@ -230,7 +276,7 @@ pub fn download_checked(
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(DataError::Download {
+                    return Err(DownloadError::Download {
                         url: url.to_string(),
                         message: format!(
                             "transfer interrupted ({e}); the partial file {} is kept and the next \
@@ -242,14 +288,14 @@ pub fn download_checked(
                 }
             };
             file.write_all(&buf[..n])
-                .map_err(|e| DataError::io(&part, e))?;
+                .map_err(|e| DownloadError::io(&part, e))?;
         }
-        file.sync_all().map_err(|e| DataError::io(&part, e))?;
+        file.sync_all().map_err(|e| DownloadError::io(&part, e))?;
         drop(file);
         if let Some(actual) = checksum.mismatch(&part)? {
             // Nothing wrong is kept: the next attempt starts from scratch.
             let _ = std::fs::remove_file(&part);
-            return Err(DataError::Checksum {
+            return Err(DownloadError::Checksum {
                 path: dest.to_path_buf(),
                 algorithm: checksum.algorithm(),
                 expected,
@@ -261,8 +307,8 @@ pub fn download_checked(
 }
 
 /// Renames the verified `.part` file to `dest`.
-fn finish(part: &Path, dest: &Path) -> Result<PathBuf, DataError> {
-    std::fs::rename(part, dest).map_err(|e| DataError::io(dest, e))?;
+fn finish(part: &Path, dest: &Path) -> Result<PathBuf, DownloadError> {
+    std::fs::rename(part, dest).map_err(|e| DownloadError::io(dest, e))?;
     Ok(dest.to_path_buf())
 }
 
@@ -277,12 +323,12 @@ fn content_range_start(value: &str) -> Option<u64> {
 /// Entries that would land outside `into` (absolute paths, `..`) are refused by the `tar` crate.
 ///
 /// # Errors
-/// [`DataError::Io`] naming the archive when it cannot be read or unpacked.
-pub fn extract_tar_gz(archive: &Path, into: &Path) -> Result<(), DataError> {
-    std::fs::create_dir_all(into).map_err(|e| DataError::io(into, e))?;
-    let file = File::open(archive).map_err(|e| DataError::io(archive, e))?;
+/// [`DownloadError::Io`] naming the archive when it cannot be read or unpacked.
+pub fn extract_tar_gz(archive: &Path, into: &Path) -> Result<(), DownloadError> {
+    std::fs::create_dir_all(into).map_err(|e| DownloadError::io(into, e))?;
+    let file = File::open(archive).map_err(|e| DownloadError::io(archive, e))?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)));
-    tar.unpack(into).map_err(|e| DataError::io(archive, e))
+    tar.unpack(into).map_err(|e| DownloadError::io(archive, e))
 }
 
 #[cfg(test)]

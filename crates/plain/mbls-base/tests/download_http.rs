@@ -1,7 +1,6 @@
 //! `download` against a tiny HTTP/1.1 server on 127.0.0.1 (std only, supports `Range`).
 
-use mbls_data::DataError;
-use mbls_data::download::{download, md5_file, part_path};
+use mbls_base::download::{DownloadError, download, md5_file, part_path};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
@@ -158,7 +157,7 @@ fn checksum_mismatch_keeps_nothing() {
     let dest = dir.path().join("archive.tar.gz");
     let err = download(&url, &dest, "00000000000000000000000000000000").unwrap_err();
     match &err {
-        DataError::Checksum { path, expected, .. } => {
+        DownloadError::Checksum { path, expected, .. } => {
             assert_eq!(path, &dest);
             assert_eq!(expected, "00000000000000000000000000000000");
         }
@@ -190,7 +189,7 @@ fn connection_refused_says_offline() {
     let dest = dir.path().join("cifar-10-python.tar.gz");
     let url = format!("http://127.0.0.1:{port}/cifar-10-python.tar.gz");
     let err = download(&url, &dest, "c58f30108f718f92721af3b95e74349a").unwrap_err();
-    let DataError::Download { message, .. } = &err else {
+    let DownloadError::Download { message, .. } = &err else {
         panic!("unexpected {err:?}");
     };
     assert!(message.contains("no network was reachable"), "{message}");

@@ -26,12 +26,12 @@
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("notes.txt");
-//! mbls_fs::write_atomic(&path, io, |w| w.write_all(b"hello\n").map_err(|e| io(&path, e)))
+//! mbls_base::fs::write_atomic(&path, io, |w| w.write_all(b"hello\n").map_err(|e| io(&path, e)))
 //!     .unwrap();
 //! assert_eq!(std::fs::read(&path).unwrap(), b"hello\n");
 //!
 //! let out = dir.path().join("out");
-//! mbls_fs::replace_dir_atomic(&out, io, |tmp| {
+//! mbls_base::fs::replace_dir_atomic(&out, io, |tmp| {
 //!     std::fs::write(tmp.join("a.txt"), b"a").map_err(|e| io(tmp, e))
 //! })
 //! .unwrap();
