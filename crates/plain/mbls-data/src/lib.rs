@@ -2,6 +2,8 @@
 //! augmentations and a parallel, seeded loader. Plain Rust: batches are `f32` NCHW buffers that the
 //! engine turns into tensors.
 
+#![warn(missing_docs)]
+
 pub mod augment;
 pub mod cifar;
 pub mod core;

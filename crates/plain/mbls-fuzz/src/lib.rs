@@ -17,6 +17,8 @@
 //! The same seed and budget give the same cases on every machine. Failing inputs are written
 //! to a folder for reproduction.
 
+#![warn(missing_docs)]
+
 pub mod alloc;
 pub mod hostile;
 pub mod inputs;

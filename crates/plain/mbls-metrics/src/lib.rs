@@ -14,6 +14,8 @@
 //! assert!((0.0..=1.0).contains(&m.ece));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod adaptive;
 pub mod bins;
 pub mod bootstrap;

@@ -20,6 +20,8 @@
 //! assert_eq!(a, b);
 //! ```
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, Write};

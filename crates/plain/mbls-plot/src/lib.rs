@@ -36,6 +36,8 @@
 //! assert!(mbls_plot::bins_csv(&r).starts_with("bin,lower,upper,count,"));
 //! ```
 
+#![warn(missing_docs)]
+
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

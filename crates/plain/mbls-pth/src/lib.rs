@@ -38,6 +38,8 @@
 //!
 //! Very old tar-based checkpoints (PyTorch 0.1) are not supported.
 
+#![warn(missing_docs)]
+
 mod archive;
 mod legacy;
 mod tensor;

@@ -3,6 +3,8 @@
 //! from it reports that it skipped. Such tests never pass silently: they print a `SKIPPED:`
 //! line that shows in `cargo test` output.
 
+#![warn(missing_docs)]
+
 use std::path::PathBuf;
 
 /// The shared reference folder: `$MBLS_SHARED` when set, else `shared/` beside the checkout.
