@@ -4,11 +4,9 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use mbls_config::Config;
-use mbls_data::cifar::{Cifar, CifarKind};
-use mbls_data::pipeline::{
-    DataSpec, DatasetName, Pipelines, build, build_text, open_folder_splits,
-};
+use mbls_data::{Cifar, CifarKind};
 use mbls_data::{DataError, Dataset, Loader, write_cifar_binary_splits};
+use mbls_data::{DataSpec, DatasetName, Pipelines, build, build_text, open_folder_splits};
 use mbls_train::spec::data_spec;
 use std::path::PathBuf;
 use std::time::Instant;

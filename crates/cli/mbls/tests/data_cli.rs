@@ -5,9 +5,9 @@
 //! CIFAR-10 JPEG copy (`shared/data/cifar10-jpg.tar.gz`, skipped with a message when absent).
 
 use image::{ImageBuffer, Rgb, RgbImage};
-use mbls_data::cifar::{Cifar, CifarKind};
-use mbls_data::splits::{cifar_split, holdout_split};
+use mbls_data::{Cifar, CifarKind};
 use mbls_data::{DataError, Dataset, Image, ImageFolder, Sample, Target, write_cifar_binary};
+use mbls_data::{cifar_split, holdout_split};
 use std::io::Write;
 use std::path::Path;
 

@@ -10,9 +10,9 @@
 //! does); with it the folder is decoded once into a `CachedDataset` first (that time is printed
 //! separately). Prints one `RESULT` line with images per second over the timed epochs.
 
-use mbls_data::augment::{Compose, Normalize, RandomCrop, RandomHorizontalFlip};
-use mbls_data::image_folder::ImageFolder;
-use mbls_data::loader::{CachedDataset, Loader, LoaderOptions};
+use mbls_data::ImageFolder;
+use mbls_data::{CachedDataset, Loader, LoaderOptions};
+use mbls_data::{Compose, Normalize, RandomCrop, RandomHorizontalFlip};
 use mbls_data::{Dataset, Transform};
 use std::path::PathBuf;
 use std::sync::Arc;

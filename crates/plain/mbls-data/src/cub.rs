@@ -15,17 +15,15 @@
 //! The reference validates on the test split. `root` may also be the folder that contains
 //! `CUB_200_2011/` (as extracted from the official archive).
 
-use crate::core::{Dataset, Image, Sample, Target};
 use crate::error::DataError;
 use crate::image_folder::read_rgb;
+use crate::sample::{Dataset, Image, Sample, Target};
 use crate::tiny_imagenet::read_text;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The folder name inside the official archive.
 pub const ARCHIVE_FOLDER: &str = "CUB_200_2011";
-/// Number of classes of CUB-200-2011.
-pub const NUM_CLASSES: usize = 200;
 
 /// CUB-200-2011, the train or the test split.
 #[derive(Clone, Debug)]

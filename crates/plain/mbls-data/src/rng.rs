@@ -18,7 +18,7 @@ const LOWER_MASK: u32 = 0x7fff_ffff;
 /// NumPy's legacy `RandomState` bit stream: MT19937 seeded like `np.random.seed(int)`.
 ///
 /// ```
-/// use mbls_data::rng::NumpyRandomState;
+/// use mbls_data::NumpyRandomState;
 /// let mut rs = NumpyRandomState::new(0);
 /// // np.random.seed(0); np.random.MT19937 raw output
 /// assert_eq!(rs.next_u32(), 2357136044);

@@ -29,8 +29,8 @@
 //! albumentations' order. Python's stream itself cannot be reproduced (nor is it needed).
 
 use crate::augment::Compose;
-use crate::core::{Image, Mask, Sample, Target, Transform};
 use crate::error::DataError;
+use crate::sample::{Image, Mask, Sample, Target, Transform};
 use rand_chacha::ChaCha8Rng;
 use rand_core::RngCore;
 

@@ -25,9 +25,9 @@
 //! folder has no labels: [`TinySplit::Test`] lists its images, [`TinyImageNet::image`] decodes them,
 //! but [`Dataset::get`] refuses them with [`DataError::Invalid`].
 
-use crate::core::{Dataset, Image, Sample, Target};
 use crate::error::DataError;
 use crate::image_folder::read_rgb;
+use crate::sample::{Dataset, Image, Sample, Target};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -14,9 +14,9 @@
 //! [`Target::Mask`]; a mask pixel that is neither a class (< 21) nor the ignore label 255, or a mask
 //! whose size differs from its image, is an error naming the file.
 
-use crate::core::{Dataset, Mask, Sample, Target};
 use crate::error::DataError;
 use crate::image_folder::read_rgb;
+use crate::sample::{Dataset, Mask, Sample, Target};
 use crate::tiny_imagenet::read_text;
 use std::fs::File;
 use std::io::BufReader;
@@ -48,7 +48,7 @@ pub const VOC_CLASSES: [&str; 21] = [
 ];
 
 /// Number of classes (background included).
-pub const NUM_CLASSES: usize = 21;
+pub(crate) const NUM_CLASSES: usize = 21;
 /// The mask value of object boundaries and "difficult" pixels, ignored by the loss and metrics.
 pub const IGNORE_INDEX: u8 = 255;
 

@@ -2,7 +2,7 @@
 //! `tests/fixtures/augment/make_fixtures.py` (Resize, CenterCrop, crop with fixed draws, flips,
 //! ToTensor → Normalize).
 
-use mbls_data::augment::{CenterCrop, Normalize, RandomCrop, Resize, hflip};
+use mbls_data::{CenterCrop, Normalize, RandomCrop, Resize, hflip};
 use mbls_data::{Image, Mask, Sample, Target, Transform};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;

@@ -1,7 +1,7 @@
 //! Random augmentations: draws come only from the rng, are uniform over the torchvision ranges,
 //! and move a mask exactly like its image; bad input is an error, not a panic.
 
-use mbls_data::augment::{
+use mbls_data::{
     CenterCrop, Compose, Identity, Normalize, RandomCrop, RandomHorizontalFlip, Resize, hflip,
     uniform_below, uniform_f32,
 };

@@ -3,8 +3,8 @@
 //! here, error cases, the binary writer and the download-and-unpack path.
 
 use mbls_base::download::md5_file;
-use mbls_data::cifar::{Cifar, CifarArchive, CifarFormat, CifarKind};
-use mbls_data::image_folder::write_cifar_binary;
+use mbls_data::write_cifar_binary;
+use mbls_data::{Cifar, CifarArchive, CifarFormat, CifarKind};
 use mbls_data::{DataError, Dataset, Target};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;

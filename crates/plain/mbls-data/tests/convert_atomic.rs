@@ -3,9 +3,9 @@
 //! leaves the folder it would have replaced byte-identical, and nothing beside it.
 
 use image::{ImageBuffer, Rgb, RgbImage};
-use mbls_data::cifar::{Cifar, CifarKind};
-use mbls_data::image_folder::{ImageFolder, write_cifar_binary_splits};
+use mbls_data::{Cifar, CifarKind};
 use mbls_data::{DataError, Dataset};
+use mbls_data::{ImageFolder, write_cifar_binary_splits};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

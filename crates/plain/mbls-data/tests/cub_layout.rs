@@ -3,7 +3,7 @@
 
 use image::ExtendedColorType;
 use image::codecs::jpeg::JpegEncoder;
-use mbls_data::cub::Cub;
+use mbls_data::Cub;
 use mbls_data::{DataError, Dataset, Target};
 use std::path::Path;
 

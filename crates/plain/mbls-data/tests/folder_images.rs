@@ -2,9 +2,9 @@
 //! (`shared/data/cifar10-jpg.tar.gz`, skipped with a message when absent).
 
 use image::{GrayImage, ImageBuffer, Luma, Rgb, RgbImage, Rgba, RgbaImage};
-use mbls_data::cifar::{Cifar, CifarKind};
-use mbls_data::image_folder::{ImageFolder, write_cifar_binary};
+use mbls_data::{Cifar, CifarKind};
 use mbls_data::{DataError, Dataset, Target};
+use mbls_data::{ImageFolder, write_cifar_binary};
 use std::path::Path;
 
 fn rgb(seed: u8, w: u32, h: u32) -> RgbImage {

@@ -2,13 +2,11 @@
 //! corrupt headers; and the `data=mnist` / `data=fashion_mnist` pipelines built on them (the
 //! seeded 1/12 holdout: 55,000 / 5,000 of a 60,000-image set, 1-channel normalisation).
 
-use mbls_data::augment::Normalize;
-use mbls_data::idx::{Mnist, MnistKind};
-use mbls_data::pipeline::{
-    DataSpec, DatasetName, MNIST_VAL_SPLIT, Pipelines, build, mnist_val_count,
-};
-use mbls_data::splits::holdout_split;
+use mbls_data::Normalize;
+use mbls_data::holdout_split;
 use mbls_data::{DataError, Dataset, Image, Target};
+use mbls_data::{DataSpec, DatasetName, MNIST_VAL_SPLIT, Pipelines, build, mnist_val_count};
+use mbls_data::{Mnist, MnistKind};
 use std::io::Write;
 use std::path::Path;
 

@@ -2,8 +2,8 @@
 //! independence, drop_last, subsets, skip_corrupt, cancellation, bounded prefetch, errors and the
 //! in-memory cache.
 
-use mbls_data::augment::{Compose, Identity, Normalize, RandomCrop, RandomHorizontalFlip};
-use mbls_data::loader::{CachedDataset, Loader, LoaderOptions, sample_rng};
+use mbls_data::{CachedDataset, Loader, LoaderOptions, sample_rng};
+use mbls_data::{Compose, Identity, Normalize, RandomCrop, RandomHorizontalFlip};
 use mbls_data::{DataError, Dataset, Image, Mask, Sample, Target, Transform};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -387,7 +387,7 @@ fn variable_sizes_are_a_clear_error() {
     let l = Loader::new(
         Arc::new(ds),
         None,
-        Arc::new(mbls_data::augment::CenterCrop::square(5)),
+        Arc::new(mbls_data::CenterCrop::square(5)),
         Normalize::CIFAR10,
         opts(10, 1),
     )

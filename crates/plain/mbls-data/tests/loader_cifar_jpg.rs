@@ -2,10 +2,10 @@
 //! archive): the reference's training pipeline gives 128×3×32×32 batches of normalised values with
 //! labels 0..10, identically for 1 and 2 workers. Skipped (with a message) when the file is absent.
 
-use mbls_data::augment::{Compose, Normalize, RandomCrop, RandomHorizontalFlip};
-use mbls_data::image_folder::ImageFolder;
-use mbls_data::loader::{Loader, LoaderOptions};
+use mbls_data::ImageFolder;
+use mbls_data::{Compose, Normalize, RandomCrop, RandomHorizontalFlip};
 use mbls_data::{Dataset, Transform};
+use mbls_data::{Loader, LoaderOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! `target/glove/glove.6B.50d.txt` exists.
 
 use mbls_data::DataError;
-use mbls_data::newsgroups::*;
+use mbls_data::*;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! tests/fixtures/newsgroups/make_fixtures.py. Everything must match exactly: word index,
 //! padded sequences, labels, class names, split and embedding matrix.
 
-use mbls_data::newsgroups::*;
+use mbls_data::*;
 use std::path::PathBuf;
 
 fn dir() -> PathBuf {

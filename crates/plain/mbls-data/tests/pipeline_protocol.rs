@@ -4,11 +4,11 @@
 //! (`shared/data/cifar10-jpg.tar.gz`, skipped with a message when absent).
 
 use image::{GrayImage, ImageBuffer, Luma, Rgb, RgbImage};
-use mbls_data::augment::Normalize;
-use mbls_data::image_folder::write_cifar_binary;
-use mbls_data::pipeline::{DataSpec, DatasetName, Pipelines, build};
-use mbls_data::splits::{cifar_split, per_class_split};
+use mbls_data::Normalize;
+use mbls_data::write_cifar_binary;
 use mbls_data::{Batch, DataError, Dataset, Image, Loader, Sample, Target};
+use mbls_data::{DataSpec, DatasetName, Pipelines, build};
+use mbls_data::{cifar_split, per_class_split};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -1,8 +1,8 @@
 //! Bit-exactness of `NumpyRandomState` and the splits against NumPy output
 //! (`tests/fixtures/numpy/rng.txt`, written by `tests/fixtures/numpy/make_fixtures.py`).
 
-use mbls_data::rng::NumpyRandomState;
-use mbls_data::splits::{cifar_split, newsgroups_split, per_class_split};
+use mbls_data::NumpyRandomState;
+use mbls_data::{cifar_split, newsgroups_split, per_class_split};
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -3,8 +3,8 @@
 //! comparison is exact: resizing (bilinear and nearest), padding, the brightness/contrast table,
 //! RGB→HSV, HSV→RGB rows and the HSV shift.
 
-use mbls_data::core::{Image, Mask, Sample, Target, Transform};
 use mbls_data::seg_augment::*;
+use mbls_data::{Image, Mask, Sample, Target, Transform};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use std::collections::HashMap;

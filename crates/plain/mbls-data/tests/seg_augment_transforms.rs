@@ -1,8 +1,8 @@
 //! The random albumentations-style transforms and the reference's pipelines: sizes, image/mask
 //! alignment, probabilities, determinism from the rng argument, and errors.
 
-use mbls_data::core::{Image, Mask, Sample, Target, Transform};
 use mbls_data::seg_augment::*;
+use mbls_data::{Image, Mask, Sample, Target, Transform};
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 

@@ -4,8 +4,8 @@
 
 use image::ExtendedColorType;
 use image::codecs::jpeg::JpegEncoder;
-use mbls_data::tiny_imagenet::{TinyImageNet, TinySplit};
 use mbls_data::{DataError, Dataset, Target};
+use mbls_data::{TinyImageNet, TinySplit};
 use std::path::Path;
 
 fn jpeg(path: &Path, w: u32, h: u32, gray: bool, value: u8) {
@@ -119,7 +119,7 @@ fn reference_split_is_per_class_split_of_the_sorted_order() {
     let ds = TinyImageNet::open(tmp.path(), TinySplit::Train).unwrap();
     let (train, val) = ds.reference_split(1).unwrap();
     assert_eq!((train.len(), val.len()), (10, 100));
-    let expected = mbls_data::splits::per_class_split(ds.labels(), 50, 1).unwrap();
+    let expected = mbls_data::per_class_split(ds.labels(), 50, 1).unwrap();
     assert_eq!((train.clone(), val.clone()), expected);
     let mut all: Vec<usize> = train.iter().chain(&val).copied().collect();
     all.sort_unstable();

@@ -4,8 +4,8 @@
 
 use image::ExtendedColorType;
 use image::codecs::jpeg::JpegEncoder;
-use mbls_data::voc::{VOC_CLASSES, Voc, VocSplit, read_mask, voc_palette};
 use mbls_data::{DataError, Dataset, Target};
+use mbls_data::{VOC_CLASSES, Voc, VocSplit, read_mask, voc_palette};
 use std::path::Path;
 
 fn jpeg(path: &Path, w: u32, h: u32) {

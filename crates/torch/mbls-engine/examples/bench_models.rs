@@ -12,10 +12,10 @@
 //! MAX`, as the trainer does) + SGD (momentum 0.9, weight decay 5e-4).
 //! Prints one JSON line per measurement (median seconds and images per second).
 
-use mbls_data::augment::{Compose, Normalize, RandomCrop, RandomHorizontalFlip};
-use mbls_data::image_folder::ImageFolder;
-use mbls_data::loader::{Loader, LoaderOptions};
+use mbls_data::ImageFolder;
+use mbls_data::{Compose, Normalize, RandomCrop, RandomHorizontalFlip};
 use mbls_data::{Dataset, Transform};
+use mbls_data::{Loader, LoaderOptions};
 use mbls_engine::batch::to_tensors;
 use mbls_engine::losses::{LossSpec, build_loss};
 use mbls_engine::models::{ModelOptions, build_model, channels_last, vars_to_channels_last};

@@ -1,7 +1,7 @@
 //! The boundary between the plain-Rust data crate and libtorch: a loader [`Batch`] becomes
 //! tensors (NCHW float32 images, int64 labels or per-pixel masks).
 
-use mbls_data::loader::Batch;
+use mbls_data::Batch;
 use tch::{Device, Kind, Tensor};
 
 /// Tensors of one batch.

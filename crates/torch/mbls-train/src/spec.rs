@@ -19,7 +19,7 @@
 
 use crate::TrainError;
 use mbls_config::{Config, Value};
-use mbls_data::pipeline::{DataSpec, DatasetName};
+use mbls_data::{DataSpec, DatasetName};
 use mbls_engine::losses::LossSpec;
 use mbls_engine::models::{MODEL_NAMES, ModelOptions};
 use mbls_engine::optim::{
@@ -1012,7 +1012,7 @@ mod tests {
                 (128, 28, 3)
             );
             assert!(!s.data.augment && s.data.shuffle);
-            assert_eq!(s.data.val_split, mbls_data::pipeline::MNIST_VAL_SPLIT);
+            assert_eq!(s.data.val_split, mbls_data::MNIST_VAL_SPLIT);
             let root = format!("data/{option}");
             assert_eq!(s.data.root, std::path::Path::new(&root));
         }

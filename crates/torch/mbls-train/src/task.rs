@@ -6,7 +6,7 @@ use crate::TrainError;
 use crate::meter::{ClassifyMeter, Meter};
 use crate::spec::{RunSpec, TaskKind};
 use mbls_data::Loader;
-use mbls_data::pipeline::{self, Pipelines};
+use mbls_data::{self, Pipelines};
 use mbls_engine::batch::to_tensors;
 use mbls_engine::tch::{Device, Tensor};
 
@@ -130,7 +130,7 @@ impl Classification {
     /// # Errors
     /// A missing or unreadable data root, a dataset of another task, a class-count mismatch.
     pub fn open(spec: &RunSpec) -> Result<Self, TrainError> {
-        let p = pipeline::build(&spec.data)?;
+        let p = mbls_data::build(&spec.data)?;
         if p.segmentation {
             return Err(TrainError::Config(format!(
                 "data.name={} is a segmentation dataset: use task=segment",
