@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use mbls_base::download::DownloadError;
 use mbls_config::Config;
 use mbls_data::{Cifar, CifarKind};
 use mbls_data::{DataError, Dataset, Loader, write_cifar_binary_splits};
@@ -380,7 +381,7 @@ fn download(args: DownloadArgs) -> Result<()> {
             );
             Ok(())
         }
-        Err(e @ DataError::Download { .. }) => {
+        Err(e @ DataError::Fetch(DownloadError::Download { .. })) => {
             bail!("{e}; with the file in place this command verifies and unpacks it offline")
         }
         Err(e) => Err(e.into()),

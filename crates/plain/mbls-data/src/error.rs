@@ -39,19 +39,6 @@ pub enum DataError {
         /// The decoder's message.
         message: String,
     },
-    /// A file's digest differs from the expected one (for a SHA-256 prefix: does not start
-    /// with it).
-    #[error("{}: {algorithm} {actual} differs from the expected {expected}", path.display())]
-    Checksum {
-        /// The file.
-        path: PathBuf,
-        /// `MD5` or `SHA-256`.
-        algorithm: &'static str,
-        /// Expected digest (hex).
-        expected: String,
-        /// Digest of the file (hex).
-        actual: String,
-    },
     /// A label is not in the dataset's class list.
     #[error("{}: label {label} is outside the {num_classes} classes", path.display())]
     Label {
@@ -62,14 +49,10 @@ pub enum DataError {
         /// The number of classes.
         num_classes: usize,
     },
-    /// A download failed (no network, HTTP error, ...).
-    #[error("download of {url} failed: {message}")]
-    Download {
-        /// The address.
-        url: String,
-        /// What went wrong, with advice when offline.
-        message: String,
-    },
+    /// Downloading, checking or unpacking an official archive failed (the checksum, the
+    /// network, or a local file: [`mbls_base::download::DownloadError`]).
+    #[error(transparent)]
+    Fetch(#[from] mbls_base::download::DownloadError),
     /// An invalid argument (sizes, split fractions, ...).
     #[error("{0}")]
     Invalid(String),
@@ -83,27 +66,6 @@ pub enum DataError {
         /// The underlying error.
         message: String,
     },
-}
-
-impl From<mbls_base::download::DownloadError> for DataError {
-    fn from(e: mbls_base::download::DownloadError) -> Self {
-        use mbls_base::download::DownloadError as D;
-        match e {
-            D::Io { path, error } => DataError::Io { path, error },
-            D::Checksum {
-                path,
-                algorithm,
-                expected,
-                actual,
-            } => DataError::Checksum {
-                path,
-                algorithm,
-                expected,
-                actual,
-            },
-            D::Download { url, message } => DataError::Download { url, message },
-        }
-    }
 }
 
 impl DataError {

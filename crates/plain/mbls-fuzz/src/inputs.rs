@@ -545,7 +545,7 @@ fn idx(rng: &mut Rng) -> Case {
     Case { files, target }
 }
 
-/// Override keys and values the config generator draws from.
+/// Override keys the config mutator adds values to (see `mutate`).
 pub const CONFIG_KEYS: [&str; 16] = [
     "loss",
     "loss.alpha",

@@ -277,7 +277,7 @@ pub fn pickle_edit(b: &mut Vec<u8>, rng: &mut Rng) {
     match rng.below(5) {
         0 => {
             let js = positions(b'J', b);
-            if let Some(&i) = (!js.is_empty()).then(|| rng.pick(&js)) {
+            if let Some(&i) = rng.pick_opt(&js) {
                 if i + 5 <= b.len() {
                     let v = *rng.pick(&[0i32, -1, 1 << 28, 1 << 30, i32::MAX, i32::MIN, 3]);
                     b[i + 1..i + 5].copy_from_slice(&v.to_le_bytes());
@@ -286,7 +286,7 @@ pub fn pickle_edit(b: &mut Vec<u8>, rng: &mut Rng) {
         }
         1 => {
             let ks = positions(b'K', b);
-            if let Some(&i) = (!ks.is_empty()).then(|| rng.pick(&ks)) {
+            if let Some(&i) = rng.pick_opt(&ks) {
                 if i + 1 < b.len() {
                     b[i + 1] = *rng.pick(&[0u8, 1, 9, 10, 0xff]);
                 }
@@ -299,7 +299,7 @@ pub fn pickle_edit(b: &mut Vec<u8>, rng: &mut Rng) {
         }
         3 => {
             let xs = positions(b'X', b);
-            if let Some(&i) = (!xs.is_empty()).then(|| rng.pick(&xs)) {
+            if let Some(&i) = rng.pick_opt(&xs) {
                 if i + 5 <= b.len() {
                     let v = *rng.pick(&[0u32, 1, 0xffff, 0x7fff_ffff, u32::MAX]);
                     b[i + 1..i + 5].copy_from_slice(&v.to_le_bytes());
@@ -332,7 +332,7 @@ fn safetensors_edit(b: &mut Vec<u8>, rng: &mut Rng) {
         0 => {
             // replace one run of digits
             let runs: Vec<(usize, usize)> = digit_runs(&h);
-            if let Some(&(s, e)) = (!runs.is_empty()).then(|| rng.pick(&runs)) {
+            if let Some(&(s, e)) = rng.pick_opt(&runs) {
                 let v = rng.pick(&[
                     "0",
                     "1",

@@ -44,6 +44,11 @@ impl Rng {
         &xs[self.below(xs.len())]
     }
 
+    /// One element of `xs`, or `None` when it is empty.
+    pub fn pick_opt<'a, T>(&mut self, xs: &'a [T]) -> Option<&'a T> {
+        (!xs.is_empty()).then(|| self.pick(xs))
+    }
+
     /// A uniform float in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
