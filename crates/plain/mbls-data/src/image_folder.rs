@@ -27,7 +27,9 @@ pub fn has_image_extension(name: &str) -> bool {
 }
 
 /// Decodes an encoded image (format detected from its bytes) into 8-bit RGB; grayscale, gray+alpha,
-/// RGBA and 16-bit images are converted (alpha dropped, like PIL's `convert("RGB")`).
+/// RGBA and 16-bit images are converted (alpha dropped, like PIL's `convert("RGB")`). JPEG files
+/// are decoded by libjpeg-turbo with PIL's settings, so the pixels are the ones PyTorch users get
+/// from torchvision (CMYK/YCCK JPEGs, rare, by the `image` crate); other formats by `image`.
 ///
 /// # Errors
 /// [`DataError::Image`] naming `source` when the bytes are not a decodable JPEG/PNG image.
@@ -54,6 +56,28 @@ pub fn decode_rgb_oriented(
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| DataError::io(source, e))?;
+    let jpeg = if crate::jpeg::is_jpeg(bytes) {
+        crate::jpeg::decode(bytes, source)?
+    } else {
+        None
+    };
+    if let Some(image) = jpeg {
+        if !exif_orientation {
+            return Ok(image);
+        }
+        // The tag, read from the header by the general decoder; the pixels stay libjpeg's.
+        let orientation = reader
+            .into_decoder()
+            .ok()
+            .and_then(|mut d| d.orientation().ok())
+            .unwrap_or(image::metadata::Orientation::NoTransforms);
+        let (width, height) = (image.width as u32, image.height as u32);
+        let buffer = image::RgbImage::from_raw(width, height, image.data)
+            .expect("the JPEG decoder returns width x height RGB pixels");
+        let mut decoded = image::DynamicImage::ImageRgb8(buffer);
+        decoded.apply_orientation(orientation);
+        return Ok(rgb_image(decoded));
+    }
     let mut decoder = reader.into_decoder().map_err(image_error)?;
     let orientation = if exif_orientation {
         decoder
@@ -64,14 +88,19 @@ pub fn decode_rgb_oriented(
     };
     let mut decoded = image::DynamicImage::from_decoder(decoder).map_err(image_error)?;
     decoded.apply_orientation(orientation);
+    Ok(rgb_image(decoded))
+}
+
+/// `decoded` as 8-bit RGB (alpha dropped, gray replicated, 16 bits shifted down).
+fn rgb_image(decoded: image::DynamicImage) -> Image {
     let rgb = decoded.into_rgb8();
     let (width, height) = rgb.dimensions();
-    Ok(Image {
+    Image {
         height: height as usize,
         width: width as usize,
         channels: 3,
         data: rgb.into_raw(),
-    })
+    }
 }
 
 /// Reads and decodes the image file `path` ([`decode_rgb_oriented`]), naming it on error.

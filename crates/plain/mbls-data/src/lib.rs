@@ -14,6 +14,7 @@ mod cub;
 mod error;
 mod idx;
 mod image_folder;
+mod jpeg;
 mod loader;
 mod newsgroups;
 mod pipeline;

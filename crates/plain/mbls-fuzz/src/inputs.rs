@@ -28,11 +28,13 @@ pub enum Format {
     Idx,
     /// Configuration overrides (one per line).
     Config,
+    /// An image folder (`train/`, `test/`) of JPEG files, decoded by libjpeg-turbo.
+    Jpeg,
 }
 
 impl Format {
     /// Every format, in a fixed order.
-    pub const ALL: [Format; 9] = [
+    pub const ALL: [Format; 10] = [
         Format::Npy,
         Format::Npz,
         Format::PthZip,
@@ -42,6 +44,7 @@ impl Format {
         Format::CifarPickle,
         Format::Idx,
         Format::Config,
+        Format::Jpeg,
     ];
 
     /// The name used on the command line.
@@ -56,6 +59,7 @@ impl Format {
             Format::CifarPickle => "cifar-pickle",
             Format::Idx => "idx",
             Format::Config => "config",
+            Format::Jpeg => "jpeg",
         }
     }
 
@@ -119,6 +123,7 @@ pub fn seed_case(format: Format, rng: &mut Rng) -> Case {
         Format::CifarPickle => cifar_pickle(rng),
         Format::Idx => idx(rng),
         Format::Config => config(rng),
+        Format::Jpeg => jpeg_folder(rng),
     }
 }
 
@@ -540,6 +545,36 @@ fn idx(rng: &mut Rng) -> Case {
             format!("{split}-labels-idx1-ubyte"),
             idx_file(&[n as u32], &labels),
         ));
+    }
+    let target = rng.below(files.len());
+    Case { files, target }
+}
+
+/// JPEG files written by Pillow (mbls-data's fixtures: baseline 4:2:0/4:2:2/4:4:4, progressive,
+/// optimised Huffman tables, restart markers, grayscale, real CIFAR-10 images).
+const JPEGS: [&[u8]; 8] = [
+    include_bytes!("../../mbls-data/tests/fixtures/jpeg/synth_420.jpg"),
+    include_bytes!("../../mbls-data/tests/fixtures/jpeg/synth_422.jpg"),
+    include_bytes!("../../mbls-data/tests/fixtures/jpeg/synth_444.jpg"),
+    include_bytes!("../../mbls-data/tests/fixtures/jpeg/synth_progressive.jpg"),
+    include_bytes!("../../mbls-data/tests/fixtures/jpeg/synth_optimized.jpg"),
+    include_bytes!("../../mbls-data/tests/fixtures/jpeg/synth_restart.jpg"),
+    include_bytes!("../../mbls-data/tests/fixtures/jpeg/synth_gray.jpg"),
+    include_bytes!("../../mbls-data/tests/fixtures/jpeg/cifar_cat.jpg"),
+];
+
+/// An image folder for `data=folder`: two classes, five training and one test image each.
+fn jpeg_folder(rng: &mut Rng) -> Case {
+    let mut files = Vec::new();
+    for (split, n) in [("train", 5), ("test", 1)] {
+        for class in ["a", "b"] {
+            for i in 0..n {
+                files.push((
+                    format!("{split}/{class}/{i}.jpg"),
+                    rng.pick(&JPEGS).to_vec(),
+                ));
+            }
+        }
     }
     let target = rng.below(files.len());
     Case { files, target }

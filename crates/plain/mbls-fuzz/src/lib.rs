@@ -1,6 +1,6 @@
 //! Structure-aware fuzzing of every parser `mbls` exposes to files and command lines:
 //! `.npy`/`.npz`, `.pth` (zip and legacy), safetensors, CIFAR binary and pickle batches, MNIST
-//! IDX files, and configuration overrides.
+//! IDX files, configuration overrides, and JPEG image folders.
 //!
 //! Each case starts from a valid input generated from the run's seed ([`inputs`]), bent by one to
 //! four edits that know the format ([`mutate`]), and is fed to the library readers in this
@@ -9,7 +9,7 @@
 //!
 //! - in process: the reader returns (accepts or refuses) without panicking, and the peak of
 //!   live heap bytes during the case stays within [`MEM_BASE`] + [`MEM_FACTOR`] x the case's
-//!   input bytes (with [`alloc::PeakAlloc`] installed);
+//!   input bytes (with [`alloc::PeakAlloc`] installed; [`IMAGE_MEM_FACTOR`] for JPEG files);
 //! - through the binary: it exits with code 0 or 2 (no panic's 101, no signal, no hang past
 //!   [`Options::timeout`]), and its peak RSS stays within the RSS of the same command on the
 //!   format's unmutated seed + [`MEM_BASE`] + [`MEM_FACTOR`] x the input bytes.
@@ -38,6 +38,10 @@ use std::time::{Duration, Instant};
 pub const MEM_BASE: u64 = 64 << 20;
 /// Memory allowance per input byte.
 pub const MEM_FACTOR: u64 = 16;
+/// Memory allowance per input byte of compressed images (JPEG), which decode into far more
+/// bytes than they hold: the decoder's own bound (48 MiB + 256 bytes per file byte, pixels and
+/// coefficients) fits in it.
+pub const IMAGE_MEM_FACTOR: u64 = 256;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -115,6 +119,15 @@ pub fn allowance(bytes: usize) -> u64 {
     MEM_BASE + MEM_FACTOR * bytes as u64
 }
 
+/// The allowance for a case of `format` of `bytes` input bytes ([`allowance`], with
+/// [`IMAGE_MEM_FACTOR`] for compressed images).
+pub fn format_allowance(format: Format, bytes: usize) -> u64 {
+    match format {
+        Format::Jpeg => MEM_BASE + IMAGE_MEM_FACTOR * bytes as u64,
+        _ => allowance(bytes),
+    }
+}
+
 /// Runs the fuzzer. `peak` is the allocator whose counters measure in-process memory
 /// (`None`: memory is not checked in process).
 pub fn run(opts: &Options, peak: Option<&alloc::PeakAlloc>) -> std::io::Result<Report> {
@@ -175,7 +188,7 @@ pub fn run(opts: &Options, peak: Option<&alloc::PeakAlloc>) -> std::io::Result<R
             }
             if let (Some(p), Some(b)) = (peak, before) {
                 let used = p.peak().saturating_sub(b) as u64;
-                let allowed = allowance(case.total_bytes());
+                let allowed = format_allowance(format, case.total_bytes());
                 tally.worst_mem = tally.worst_mem.max(used as f64 / allowed as f64);
                 if used > allowed {
                     fail(format!(
@@ -207,7 +220,7 @@ pub fn run(opts: &Options, peak: Option<&alloc::PeakAlloc>) -> std::io::Result<R
                     let args = target::mbls_args(format, &case, &dir, i / opts.binary_every.max(1));
                     let o = process::run(mbls, &args, opts.timeout)?;
                     tally.binary += 1;
-                    let allowed = base + allowance(case.total_bytes());
+                    let allowed = base + format_allowance(format, case.total_bytes());
                     tally.worst_rss = tally.worst_rss.max(o.max_rss as f64 / allowed as f64);
                     let what = if o.timed_out {
                         Some(format!("hang: killed after {:?}", opts.timeout))

@@ -18,7 +18,7 @@ static PEAK: PeakAlloc = PeakAlloc::new();
 fn usage() -> &'static str {
     "usage: mbls-fuzz [--seed N] [--seconds S] [--cases N] [--formats LIST] [--mbls PATH] \
      [--binary-every N] [--timeout S] [--failures DIR]\n\
-     formats: npy, npz, pth, pth-legacy, safetensors, cifar-bin, cifar-pickle, idx, config (default: all)"
+     formats: npy, npz, pth, pth-legacy, safetensors, cifar-bin, cifar-pickle, idx, config, jpeg (default: all)"
 }
 
 fn parse() -> Result<Options, String> {

@@ -129,6 +129,49 @@ fn structured(format: Format, name: &str, b: &mut Vec<u8>, rng: &mut Rng) {
         Format::CifarBinary => cifar_binary_edit(name, b, rng),
         Format::Idx => idx_edit(b, rng),
         Format::Config => config_edit(b, rng),
+        Format::Jpeg => jpeg_edit(b, rng),
+    }
+}
+
+/// Edits a JPEG file: the frame header's dimensions, sampling factors or table selectors, a
+/// cut anywhere, or a marker segment repeated.
+fn jpeg_edit(b: &mut Vec<u8>, rng: &mut Rng) {
+    // start-of-frame markers: baseline, extended, progressive
+    let Some(sof) = b
+        .windows(2)
+        .position(|w| w[0] == 0xFF && matches!(w[1], 0xC0..=0xC2))
+    else {
+        return bytes_edit(b, rng);
+    };
+    if sof + 13 > b.len() {
+        return bytes_edit(b, rng);
+    }
+    match rng.below(5) {
+        0 => {
+            // height (sof+5) or width (sof+7)
+            let at = sof + if rng.one_in(2) { 5 } else { 7 };
+            let v: u16 = *rng.pick(&[0, 1, 7, 9, 4096, 16384, 30000, 65500, 65535]);
+            b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+        }
+        1 => {
+            // a component's sampling factors (sof+11) or quantisation table (sof+12)
+            let at = sof + 11 + rng.below(2);
+            b[at] = *rng.pick(&[0x00, 0x11, 0x44, 0x41, 0x14, 0x55, 0xFF, 4, 9]);
+        }
+        2 => {
+            let keep = rng.below(b.len());
+            b.truncate(keep);
+        }
+        3 => {
+            // the number of components
+            b[sof + 9] = *rng.pick(&[0, 2, 4, 5, 255]);
+        }
+        _ => {
+            let end = (sof + 2 + rng.range(2, 40)).min(b.len());
+            let segment = b[sof..end].to_vec();
+            let at = rng.below(b.len());
+            b.splice(at..at, segment);
+        }
     }
 }
 

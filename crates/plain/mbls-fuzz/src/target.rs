@@ -1,7 +1,7 @@
 //! What each case is fed to: the library readers in this process, or the `mbls` binary.
 
 use crate::inputs::{Case, Format};
-use mbls_data::{Cifar, CifarKind, Mnist, MnistKind};
+use mbls_data::{Cifar, CifarKind, Dataset, Mnist, MnistKind};
 use mbls_npy::{NpyArray, NpyStream, Npz};
 use std::path::Path;
 
@@ -45,6 +45,15 @@ pub fn read_in_process(format: Format, case: &Case, dir: &Path) -> Result<(), St
         Format::Idx => {
             Mnist::open_kind(dir, true, MnistKind::Digits).map_err(|x| e(&x))?;
             Mnist::open_kind(dir, false, MnistKind::Digits).map_err(|x| e(&x))?;
+            Ok(())
+        }
+        Format::Jpeg => {
+            let (train, test, _) = mbls_data::open_folder_splits(dir).map_err(|x| e(&x))?;
+            for split in [&train, &test] {
+                for i in 0..split.len() {
+                    split.get(i).map_err(|x| e(&x))?;
+                }
+            }
             Ok(())
         }
         Format::Config => {
@@ -101,6 +110,14 @@ pub fn mbls_args(format: Format, case: &Case, dir: &Path, variant: usize) -> Vec
             &format!("data.data_root={}", dir.display()),
             "--show",
             "2",
+        ]),
+        Format::Jpeg => v(&[
+            "data",
+            "data=folder",
+            &format!("data.data_root={}", dir.display()),
+            "data.batch_size=2",
+            "--bench",
+            "4",
         ]),
         Format::Config => {
             let mut a = v(&["train", "--cfg"]);
