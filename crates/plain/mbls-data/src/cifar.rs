@@ -356,8 +356,7 @@ impl Cifar {
         let root = pickle::load(&bytes).map_err(|m| DataError::format(path, m))?;
         let data = pickle::dict_get(&root, "data")
             .ok_or_else(|| DataError::format(path, "no 'data' entry"))?;
-        let array = data
-            .as_u8_matrix()
+        let array = pickle::as_u8_matrix(data)
             .map_err(|m| DataError::format(path, format!("'data': {m}")))?;
         let (rows, cols, pixels) = array;
         if cols != CIFAR_IMAGE_BYTES {
@@ -372,9 +371,10 @@ impl Cifar {
             CifarKind::Cifar100 { coarse: true } => "coarse_labels",
         };
         let labels = pickle::dict_get(&root, key)
-            .ok_or_else(|| DataError::format(path, format!("no '{key}' entry")))?
-            .as_int_list()
-            .map_err(|m| DataError::format(path, format!("'{key}': {m}")))?;
+            .ok_or_else(|| DataError::format(path, format!("no '{key}' entry")))
+            .and_then(|v| {
+                pickle::as_int_list(v).map_err(|m| DataError::format(path, format!("'{key}': {m}")))
+            })?;
         if labels.len() != rows {
             return Err(DataError::format(
                 path,
@@ -385,7 +385,7 @@ impl Cifar {
             let label = self.check_label(path, label, self.kind.num_classes())?;
             self.labels.push(label);
         }
-        self.data.extend_from_slice(&pixels);
+        self.data.extend_from_slice(pixels);
         Ok(())
     }
 }
@@ -436,9 +436,9 @@ fn read_classes(
             .collect(),
         CifarFormat::Python => {
             let root = pickle::load(&bytes).map_err(|m| DataError::format(&path, m))?;
-            pickle::dict_get(&root, key)
-                .ok_or_else(|| DataError::format(&path, format!("no '{key}' entry")))?
-                .as_str_list()
+            let names = pickle::dict_get(&root, key)
+                .ok_or_else(|| DataError::format(&path, format!("no '{key}' entry")))?;
+            pickle::as_str_list(names)
                 .map_err(|m| DataError::format(&path, format!("'{key}': {m}")))?
         }
     };
@@ -541,626 +541,91 @@ impl Dataset for Cifar {
     }
 }
 
-/// A restricted unpickler: the opcodes of protocols 0-5 that plain data needs, and only the NumPy
-/// and codec globals that pickled uint8 arrays use. Nothing is executed.
+/// CIFAR's pickles, read by the one restricted unpickler (mbls-pth's) with NumPy's allow-list:
+/// `numpy.core.multiarray._reconstruct` + `numpy.ndarray` + `numpy.dtype` (arrays pickled by
+/// Python 2 and by Python 3 protocol <= 4), `numpy.core.numeric._frombuffer` (protocol 5),
+/// `_codecs.encode` and `bytearray` (bytes pickled by Python 3 with protocol <= 2); nothing else
+/// can be named. Python 2 strings are bytes, as `pickle.load(f, encoding="bytes")` reads them.
 mod pickle {
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-    use std::rc::Rc;
+    use mbls_pth::Value;
+    use mbls_pth::pickle::{Callable, Python2Str, Resolution, Rules};
 
-    /// The callables the files may name.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub(super) enum Global {
-        /// `numpy.core.multiarray._reconstruct`
-        Reconstruct,
-        /// `numpy.ndarray`
-        NdArray,
-        /// `numpy.dtype`
-        Dtype,
-        /// `_codecs.encode` (Python 3 protocol <= 2 bytes)
-        CodecsEncode,
-        /// `numpy.core.numeric._frombuffer` (protocol 5)
-        FromBuffer,
-        /// `builtins.bytearray`
-        ByteArray,
-    }
-
-    /// A NumPy dtype: kind (`u`, `i`, `b`, `f`), item size, byte order.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub(super) struct Dtype {
-        kind: u8,
-        size: usize,
-        big_endian: bool,
-    }
-
-    /// A NumPy array (C or Fortran order) with its raw bytes.
-    #[derive(Debug)]
-    pub(super) struct Array {
-        shape: Vec<usize>,
-        dtype: Dtype,
-        fortran: bool,
-        data: Rc<Vec<u8>>,
-    }
-
-    /// A Python value.
-    #[derive(Clone, Debug)]
-    pub(super) enum Value {
-        None,
-        Bool(bool),
-        Int(i64),
-        Bytes(Rc<Vec<u8>>),
-        Str(Rc<str>),
-        Tuple(Rc<Vec<Value>>),
-        List(Rc<RefCell<Vec<Value>>>),
-        Dict(Rc<RefCell<Vec<(Value, Value)>>>),
-        Global(Global),
-        Dtype(Dtype),
-        /// `_reconstruct(ndarray, ...)` before its BUILD.
-        ArrayStub,
-        Array(Rc<Array>),
-    }
-
-    struct Reader<'a> {
-        buf: &'a [u8],
-        pos: usize,
-    }
-
-    impl<'a> Reader<'a> {
-        fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-            let end = self
-                .pos
-                .checked_add(n)
-                .filter(|&e| e <= self.buf.len())
-                .ok_or_else(|| format!("pickle truncated at byte {}", self.pos))?;
-            let s = &self.buf[self.pos..end];
-            self.pos = end;
-            Ok(s)
-        }
-        fn u8(&mut self) -> Result<u8, String> {
-            Ok(self.take(1)?[0])
-        }
-        fn le(&mut self, n: usize) -> Result<u64, String> {
-            Ok(self
-                .take(n)?
-                .iter()
-                .rev()
-                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
-        }
-        fn len(&mut self, n: usize) -> Result<usize, String> {
-            let v = self.le(n)?;
-            usize::try_from(v).map_err(|_| format!("length {v} too large"))
-        }
-        fn line_bytes(&mut self) -> Result<&'a [u8], String> {
-            let rest = &self.buf[self.pos..];
-            let end = rest
-                .iter()
-                .position(|&b| b == b'\n')
-                .ok_or_else(|| format!("pickle truncated at byte {}", self.pos))?;
-            self.pos += end + 1;
-            Ok(&rest[..end])
-        }
-        fn line(&mut self) -> Result<&'a str, String> {
-            let rest = &self.buf[self.pos..];
-            let end = rest
-                .iter()
-                .position(|&b| b == b'\n')
-                .ok_or_else(|| format!("pickle truncated at byte {}", self.pos))?;
-            self.pos += end + 1;
-            std::str::from_utf8(&rest[..end])
-                .map_err(|_| format!("non-UTF-8 text argument at byte {}", self.pos))
-        }
-    }
-
-    /// The bytes of a Python 2 `repr()` of a byte string (protocol 0 `STRING`): quoted with `'`
-    /// or `"`, escapes `\\`, `\'`, `\"`, `\t`, `\n`, `\r`, `\xhh`.
-    fn unquote_py2(line: &[u8]) -> Option<Vec<u8>> {
-        let q = *line.first()?;
-        if !(q == b'\'' || q == b'"') || line.len() < 2 || line[line.len() - 1] != q {
-            return None;
-        }
-        let body = &line[1..line.len() - 1];
-        let mut out = Vec::with_capacity(body.len());
-        let mut i = 0;
-        while i < body.len() {
-            let c = body[i];
-            i += 1;
-            if c != b'\\' {
-                out.push(c);
-                continue;
-            }
-            let e = *body.get(i)?;
-            i += 1;
-            match e {
-                b'\\' | b'\'' | b'"' => out.push(e),
-                b't' => out.push(b'\t'),
-                b'n' => out.push(b'\n'),
-                b'r' => out.push(b'\r'),
-                b'x' => {
-                    let hex = std::str::from_utf8(body.get(i..i + 2)?).ok()?;
-                    out.push(u8::from_str_radix(hex, 16).ok()?);
-                    i += 2;
-                }
-                _ => return None,
-            }
-        }
-        Some(out)
-    }
-
-    fn resolve(module: &str, name: &str) -> Result<Global, String> {
-        Ok(match (module, name) {
+    fn numpy_globals(module: &str, name: &str) -> Resolution {
+        Resolution::Known(match (module, name) {
             ("numpy.core.multiarray" | "numpy._core.multiarray", "_reconstruct") => {
-                Global::Reconstruct
+                Callable::NumpyReconstruct
             }
-            ("numpy", "ndarray") => Global::NdArray,
-            ("numpy", "dtype") => Global::Dtype,
-            ("_codecs", "encode") => Global::CodecsEncode,
-            ("numpy.core.numeric" | "numpy._core.numeric", "_frombuffer") => Global::FromBuffer,
-            ("__builtin__" | "builtins", "bytearray") => Global::ByteArray,
-            _ => return Err(format!("pickle global {module}.{name} is not allowed")),
+            ("numpy", "ndarray") => Callable::NumpyNdarray,
+            ("numpy", "dtype") => Callable::NumpyDtype,
+            ("numpy.core.numeric" | "numpy._core.numeric", "_frombuffer") => {
+                Callable::NumpyFromBuffer
+            }
+            ("_codecs", "encode") => Callable::CodecsEncode,
+            ("__builtin__" | "builtins", "bytearray") => Callable::ByteArray,
+            _ => return Resolution::Refused,
         })
     }
 
-    fn text(v: &Value) -> Option<String> {
-        match v {
-            Value::Str(s) => Some(s.to_string()),
-            Value::Bytes(b) => Some(b.iter().map(|&c| char::from(c)).collect()),
-            _ => None,
-        }
-    }
+    const RULES: Rules = Rules {
+        globals: numpy_globals,
+        python2_str: Python2Str::Bytes,
+    };
 
-    fn usize_of(v: &Value) -> Option<usize> {
-        match v {
-            Value::Int(i) => usize::try_from(*i).ok(),
-            _ => None,
-        }
-    }
-
-    fn shape_of(v: &Value) -> Result<Vec<usize>, String> {
-        match v {
-            Value::Tuple(t) => t
-                .iter()
-                .map(|x| usize_of(x).ok_or_else(|| "array shape is not a tuple of sizes".into()))
-                .collect(),
-            _ => Err("array shape is not a tuple".into()),
-        }
-    }
-
-    fn truthy(v: &Value) -> bool {
-        match v {
-            Value::Bool(b) => *b,
-            Value::Int(i) => *i != 0,
-            _ => false,
-        }
-    }
-
-    fn parse_dtype(descr: &str) -> Result<Dtype, String> {
-        let (order, rest) = match descr.as_bytes().first() {
-            Some(b'<' | b'|' | b'=') => (false, &descr[1..]),
-            Some(b'>') => (true, &descr[1..]),
-            _ => (false, descr),
-        };
-        let mut chars = rest.bytes();
-        let kind = chars.next().unwrap_or(0);
-        let size: usize = rest.get(1..).and_then(|s| s.parse().ok()).unwrap_or(0);
-        if !matches!(kind, b'u' | b'i' | b'b' | b'f') || !matches!(size, 1 | 2 | 4 | 8) {
-            return Err(format!("unsupported array dtype '{descr}'"));
-        }
-        Ok(Dtype {
-            kind,
-            size,
-            big_endian: order,
-        })
-    }
-
-    fn make_array(
-        shape: Vec<usize>,
-        dtype: Dtype,
-        fortran: bool,
-        data: Rc<Vec<u8>>,
-    ) -> Result<Value, String> {
-        let count = shape
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .and_then(|c| c.checked_mul(dtype.size))
-            .ok_or("array size overflows")?;
-        if count != data.len() {
-            return Err(format!(
-                "array of shape {shape:?} needs {count} bytes, the pickle holds {}",
-                data.len()
-            ));
-        }
-        Ok(Value::Array(Rc::new(Array {
-            shape,
-            dtype,
-            fortran,
-            data,
-        })))
-    }
-
-    fn latin1(s: &str) -> Result<Vec<u8>, String> {
-        s.chars()
-            .map(|c| u8::try_from(u32::from(c)).map_err(|_| "non-latin-1 character".to_string()))
-            .collect()
-    }
-
-    fn reduce(func: Global, args: &[Value]) -> Result<Value, String> {
-        match (func, args) {
-            (Global::Reconstruct, [Value::Global(Global::NdArray), _, _]) => Ok(Value::ArrayStub),
-            (Global::Dtype, [descr, ..]) => {
-                let descr = text(descr).ok_or("dtype descriptor is not a string")?;
-                Ok(Value::Dtype(parse_dtype(&descr)?))
-            }
-            (Global::CodecsEncode | Global::ByteArray, [Value::Str(s), enc]) => {
-                let enc = text(enc).unwrap_or_default().to_ascii_lowercase();
-                if !matches!(
-                    enc.as_str(),
-                    "latin1" | "latin-1" | "iso-8859-1" | "iso8859-1"
-                ) {
-                    return Err(format!("unsupported string encoding '{enc}'"));
-                }
-                Ok(Value::Bytes(Rc::new(latin1(s)?)))
-            }
-            (Global::ByteArray, []) => Ok(Value::Bytes(Rc::new(Vec::new()))),
-            (Global::ByteArray, [Value::Bytes(b)]) => Ok(Value::Bytes(Rc::clone(b))),
-            (Global::FromBuffer, [Value::Bytes(buf), Value::Dtype(dtype), shape, order]) => {
-                let fortran = text(order).is_some_and(|o| o == "F");
-                make_array(shape_of(shape)?, *dtype, fortran, Rc::clone(buf))
-            }
-            _ => Err(format!(
-                "unsupported call of {func:?} with {} arguments",
-                args.len()
-            )),
-        }
-    }
-
-    fn build(obj: Value, state: Value) -> Result<Value, String> {
-        let Value::Tuple(st) = &state else {
-            return Err("BUILD state is not a tuple".into());
-        };
-        match obj {
-            Value::ArrayStub => {
-                // (version, shape, dtype, is_fortran, raw data)
-                let (shape, dtype, fortran, raw) = match st.as_slice() {
-                    [_, shape, dtype, fortran, raw] => (shape, dtype, fortran, raw),
-                    _ => return Err("ndarray state has an unexpected layout".into()),
-                };
-                let Value::Dtype(dtype) = dtype else {
-                    return Err("ndarray state holds no dtype".into());
-                };
-                let raw = match raw {
-                    Value::Bytes(b) => Rc::clone(b),
-                    Value::Str(s) => Rc::new(latin1(s)?),
-                    _ => return Err("ndarray data is not a byte string (object array?)".into()),
-                };
-                make_array(shape_of(shape)?, *dtype, truthy(fortran), raw)
-            }
-            Value::Dtype(mut d) => {
-                if let Some(order) = st.get(1).and_then(text) {
-                    d.big_endian = order == ">";
-                }
-                Ok(Value::Dtype(d))
-            }
-            _ => Err("BUILD on an unsupported object".into()),
-        }
-    }
-
-    /// Unpickles `buf`.
+    /// Unpickles a CIFAR batch or meta file.
     pub(super) fn load(buf: &[u8]) -> Result<Value, String> {
-        let mut r = Reader { buf, pos: 0 };
-        let mut stack: Vec<Value> = Vec::new();
-        let mut marks: Vec<usize> = Vec::new();
-        let mut memo: HashMap<u64, Value> = HashMap::new();
-        macro_rules! pop {
-            () => {
-                stack
-                    .pop()
-                    .ok_or_else(|| format!("pickle stack underflow at byte {}", r.pos))?
-            };
-        }
-        macro_rules! pop_mark {
-            () => {{
-                let m = marks
-                    .pop()
-                    .ok_or_else(|| format!("pickle MARK missing at byte {}", r.pos))?;
-                if m > stack.len() {
-                    return Err(format!("pickle stack underflow at byte {}", r.pos));
-                }
-                stack.split_off(m)
-            }};
-        }
-        macro_rules! top {
-            () => {
-                stack
-                    .last()
-                    .ok_or_else(|| format!("pickle stack underflow at byte {}", r.pos))?
-            };
-        }
-        loop {
-            let at = r.pos;
-            let op = r.u8()?;
-            match op {
-                0x80 => {
-                    let proto = r.u8()?;
-                    if proto > 5 {
-                        return Err(format!("unsupported pickle protocol {proto}"));
-                    }
-                }
-                0x95 => {
-                    r.le(8)?;
-                }
-                b'.' => return stack.pop().ok_or_else(|| "empty pickle".to_string()),
-                b'(' => marks.push(stack.len()),
-                b'}' => stack.push(Value::Dict(Default::default())),
-                b']' => stack.push(Value::List(Default::default())),
-                b')' => stack.push(Value::Tuple(Rc::new(Vec::new()))),
-                b'd' => {
-                    let items = pop_mark!();
-                    let mut pairs = Vec::with_capacity(items.len() / 2);
-                    let mut it = items.into_iter();
-                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                        pairs.push((k, v));
-                    }
-                    stack.push(Value::Dict(Rc::new(RefCell::new(pairs))));
-                }
-                b'l' => {
-                    let items = pop_mark!();
-                    stack.push(Value::List(Rc::new(RefCell::new(items))));
-                }
-                b't' => {
-                    let items = pop_mark!();
-                    stack.push(Value::Tuple(Rc::new(items)));
-                }
-                0x85..=0x87 => {
-                    let n = usize::from(op - 0x84);
-                    if stack.len() < n {
-                        return Err(format!("pickle stack underflow at byte {at}"));
-                    }
-                    let items = stack.split_off(stack.len() - n);
-                    stack.push(Value::Tuple(Rc::new(items)));
-                }
-                b's' | b'u' => {
-                    let items = if op == b's' {
-                        let v = pop!();
-                        let k = pop!();
-                        vec![k, v]
-                    } else {
-                        pop_mark!()
-                    };
-                    let Value::Dict(d) = top!() else {
-                        return Err(format!("SETITEM on a non-dict at byte {at}"));
-                    };
-                    let mut d = d.borrow_mut();
-                    let mut it = items.into_iter();
-                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                        d.push((k, v));
-                    }
-                }
-                b'a' | b'e' => {
-                    let items = if op == b'a' {
-                        vec![pop!()]
-                    } else {
-                        pop_mark!()
-                    };
-                    let Value::List(l) = top!() else {
-                        return Err(format!("APPEND on a non-list at byte {at}"));
-                    };
-                    l.borrow_mut().extend(items);
-                }
-                b'q' | b'r' | 0x94 | b'p' => {
-                    let key = match op {
-                        b'q' => r.le(1)?,
-                        b'r' => r.le(4)?,
-                        0x94 => memo.len() as u64,
-                        _ => r
-                            .line()?
-                            .trim()
-                            .parse()
-                            .map_err(|_| "bad PUT".to_string())?,
-                    };
-                    let v = top!().clone();
-                    memo.insert(key, v);
-                }
-                b'h' | b'j' | b'g' => {
-                    let key = match op {
-                        b'h' => r.le(1)?,
-                        b'j' => r.le(4)?,
-                        _ => r
-                            .line()?
-                            .trim()
-                            .parse()
-                            .map_err(|_| "bad GET".to_string())?,
-                    };
-                    let v = memo
-                        .get(&key)
-                        .ok_or_else(|| format!("pickle memo {key} missing at byte {at}"))?;
-                    stack.push(v.clone());
-                }
-                b'J' => stack.push(Value::Int(i64::from(r.le(4)? as u32 as i32))),
-                b'K' => stack.push(Value::Int(r.le(1)? as i64)),
-                b'M' => stack.push(Value::Int(r.le(2)? as i64)),
-                0x8a => {
-                    let n = usize::from(r.u8()?);
-                    let bytes = r.take(n)?;
-                    if n > 8 {
-                        return Err(format!("integer of {n} bytes at byte {at}"));
-                    }
-                    let mut v: i64 = 0;
-                    for (i, &b) in bytes.iter().enumerate() {
-                        v |= i64::from(b) << (8 * i);
-                    }
-                    if n > 0 && n < 8 && bytes[n - 1] & 0x80 != 0 {
-                        v -= 1i64 << (8 * n);
-                    }
-                    stack.push(Value::Int(v));
-                }
-                b'I' | b'L' => {
-                    let line = r.line()?.trim().trim_end_matches('L');
-                    let v = match line {
-                        "00" => Value::Bool(false),
-                        "01" => Value::Bool(true),
-                        _ => Value::Int(
-                            line.parse()
-                                .map_err(|_| format!("bad integer '{line}' at byte {at}"))?,
-                        ),
-                    };
-                    stack.push(v);
-                }
-                b'N' => stack.push(Value::None),
-                0x88 => stack.push(Value::Bool(true)),
-                0x89 => stack.push(Value::Bool(false)),
-                b'U' | b'T' | b'C' | b'B' | 0x8e | 0x96 => {
-                    let n = match op {
-                        b'U' | b'C' => r.len(1)?,
-                        b'T' => {
-                            let n = r.le(4)? as u32 as i32;
-                            usize::try_from(n).map_err(|_| format!("negative length at {at}"))?
-                        }
-                        b'B' => r.len(4)?,
-                        _ => r.len(8)?,
-                    };
-                    stack.push(Value::Bytes(Rc::new(r.take(n)?.to_vec())));
-                }
-                b'S' => {
-                    let line = r.line_bytes()?;
-                    let bytes = unquote_py2(line)
-                        .ok_or_else(|| format!("bad STRING argument at byte {at}"))?;
-                    stack.push(Value::Bytes(Rc::new(bytes)));
-                }
-                b'X' | 0x8c | 0x8d => {
-                    let n = match op {
-                        b'X' => r.len(4)?,
-                        0x8c => r.len(1)?,
-                        _ => r.len(8)?,
-                    };
-                    let s = std::str::from_utf8(r.take(n)?)
-                        .map_err(|_| format!("invalid UTF-8 string at byte {at}"))?;
-                    stack.push(Value::Str(Rc::from(s)));
-                }
-                b'c' => {
-                    let module = r.line()?;
-                    let name = r.line()?;
-                    stack.push(Value::Global(resolve(module, name)?));
-                }
-                0x93 => {
-                    let name = pop!();
-                    let module = pop!();
-                    let (Some(module), Some(name)) = (text(&module), text(&name)) else {
-                        return Err(format!("STACK_GLOBAL without names at byte {at}"));
-                    };
-                    stack.push(Value::Global(resolve(&module, &name)?));
-                }
-                b'R' => {
-                    let args = pop!();
-                    let func = pop!();
-                    let (Value::Global(func), Value::Tuple(args)) = (func, args) else {
-                        return Err(format!("REDUCE on a non-global at byte {at}"));
-                    };
-                    stack.push(reduce(func, &args)?);
-                }
-                b'b' => {
-                    let state = pop!();
-                    let obj = pop!();
-                    stack.push(build(obj, state).map_err(|m| format!("{m} (byte {at})"))?);
-                }
-                b'0' => {
-                    pop!();
-                }
-                b'1' => {
-                    drop(pop_mark!());
-                }
-                b'2' => {
-                    let v = top!().clone();
-                    stack.push(v);
-                }
-                _ => return Err(format!("unsupported pickle opcode 0x{op:02x} at byte {at}")),
-            }
-        }
+        mbls_pth::pickle::unpickle(buf, &RULES).map_err(|e| e.to_string())
     }
 
     /// `d[key]` for a dict with str or byte-string keys.
-    pub(super) fn dict_get(d: &Value, key: &str) -> Option<Value> {
-        let Value::Dict(d) = d else { return None };
-        d.borrow()
-            .iter()
-            .find(|(k, _)| match k {
-                Value::Str(s) => &**s == key,
-                Value::Bytes(b) => b.as_slice() == key.as_bytes(),
-                _ => false,
-            })
-            .map(|(_, v)| v.clone())
+    pub(super) fn dict_get<'v>(d: &'v Value, key: &str) -> Option<&'v Value> {
+        d.get(key)
     }
 
-    impl Value {
-        /// (rows, columns, bytes) of a 2-d C-order uint8 array.
-        pub(super) fn as_u8_matrix(&self) -> Result<(usize, usize, Vec<u8>), String> {
-            let Value::Array(a) = self else {
-                return Err("not a NumPy array".into());
-            };
-            if a.dtype.kind != b'u' || a.dtype.size != 1 {
-                return Err("not a uint8 array".into());
-            }
-            let [rows, cols] = a.shape[..] else {
-                return Err(format!("array of shape {:?} is not 2-d", a.shape));
-            };
-            if a.fortran && rows > 1 && cols > 1 {
-                return Err("Fortran-ordered arrays are not supported".into());
-            }
-            Ok((rows, cols, a.data.to_vec()))
+    /// (rows, columns, bytes) of a 2-d uint8 array.
+    pub(super) fn as_u8_matrix(v: &Value) -> Result<(usize, usize, &[u8]), String> {
+        let Value::Tensor(t) = v else {
+            return Err("not a NumPy array".into());
+        };
+        if t.dtype != mbls_pth::DType::U8 {
+            return Err(format!("not a uint8 array ({})", t.dtype.torch_name()));
         }
+        let [rows, cols] = t.shape[..] else {
+            return Err(format!("array of shape {:?} is not 2-d", t.shape));
+        };
+        Ok((rows, cols, &t.data))
+    }
 
-        /// A list (or 1-d integer array) of integers.
-        pub(super) fn as_int_list(&self) -> Result<Vec<i64>, String> {
-            match self {
-                Value::List(l) => l
-                    .borrow()
-                    .iter()
-                    .map(|v| match v {
-                        Value::Int(i) => Ok(*i),
-                        Value::Bool(b) => Ok(i64::from(*b)),
-                        _ => Err("list item is not an integer".to_string()),
-                    })
-                    .collect(),
-                Value::Array(a) if a.shape.len() == 1 && a.dtype.kind != b'f' => {
-                    let size = a.dtype.size;
-                    Ok(a.data
-                        .chunks_exact(size)
-                        .map(|c| {
-                            let mut bytes = [0u8; 8];
-                            if a.dtype.big_endian {
-                                for (i, &b) in c.iter().rev().enumerate() {
-                                    bytes[i] = b;
-                                }
-                            } else {
-                                bytes[..size].copy_from_slice(c);
-                            }
-                            let v = i64::from_le_bytes(bytes);
-                            if a.dtype.kind == b'i' && size < 8 {
-                                let shift = 64 - 8 * size as u32;
-                                (v << shift) >> shift
-                            } else {
-                                v
-                            }
-                        })
-                        .collect())
-                }
-                _ => Err("not a list of integers".into()),
-            }
-        }
-
-        /// A list of (byte) strings.
-        pub(super) fn as_str_list(&self) -> Result<Vec<String>, String> {
-            let Value::List(l) = self else {
-                return Err("not a list".into());
-            };
-            l.borrow()
+    /// A list (or 1-d integer array) of integers.
+    pub(super) fn as_int_list(v: &Value) -> Result<Vec<i64>, String> {
+        match v {
+            Value::List(items) => items
                 .iter()
-                .map(|v| match v {
-                    Value::Str(s) => Ok(s.to_string()),
-                    Value::Bytes(b) => Ok(String::from_utf8_lossy(b).into_owned()),
-                    _ => Err("list item is not a string".to_string()),
+                .map(|x| match x {
+                    Value::Int(i) => Ok(*i),
+                    Value::Bool(b) => Ok(i64::from(*b)),
+                    _ => Err("list item is not an integer".to_string()),
                 })
-                .collect()
+                .collect(),
+            Value::Tensor(t) if t.shape.len() == 1 => t
+                .to_i64()
+                .ok_or_else(|| format!("array of {} is not integers", t.dtype.torch_name())),
+            _ => Err("not a list of integers".into()),
         }
+    }
+
+    /// A list of (byte) strings.
+    pub(super) fn as_str_list(v: &Value) -> Result<Vec<String>, String> {
+        let Value::List(items) = v else {
+            return Err("not a list".into());
+        };
+        items
+            .iter()
+            .map(|x| match x {
+                Value::Str(s) => Ok(s.clone()),
+                Value::Bytes(b) => Ok(String::from_utf8_lossy(b).into_owned()),
+                _ => Err("list item is not a string".to_string()),
+            })
+            .collect()
     }
 
     #[cfg(test)]
@@ -1172,6 +637,10 @@ mod pickle {
             let p = b"\x80\x02cos\nsystem\nq\x00.";
             let err = load(p).unwrap_err();
             assert!(err.contains("os.system"), "{err}");
+            // allowed in checkpoints, not in CIFAR files
+            let p = b"\x80\x02ccollections\nOrderedDict\n)R.";
+            let err = load(p).unwrap_err();
+            assert!(err.contains("collections.OrderedDict"), "{err}");
         }
 
         #[test]
@@ -1188,7 +657,7 @@ mod pickle {
             // {'a': [1, -2, 300, 70000]} protocol 2, text keys via BINUNICODE, LONG1 for -2
             let p = b"\x80\x02}q\x00X\x01\x00\x00\x00a]q\x01(K\x01\x8a\x01\xfeM,\x01J\x70\x11\x01\x00es.";
             let v = load(p).unwrap();
-            let l = dict_get(&v, "a").unwrap().as_int_list().unwrap();
+            let l = as_int_list(dict_get(&v, "a").unwrap()).unwrap();
             assert_eq!(l, vec![1, -2, 300, 70000]);
         }
 
@@ -1197,29 +666,26 @@ mod pickle {
             // protocol 0: (dp0\nS'data'\np1\nS'a\\x00\\'b'\np2\ns.
             let p = b"(dp0\nS'data'\np1\nS'a\\x00\\'b\\n'\np2\ns.";
             let v = load(p).unwrap();
-            let Some(Value::Bytes(b)) = dict_get(&v, "data") else {
-                panic!("no bytes");
-            };
-            assert_eq!(b.as_slice(), b"a\x00'b\n");
-            assert_eq!(unquote_py2(b"\"it's\""), Some(b"it's".to_vec()));
-            assert_eq!(unquote_py2(b"'bad\\q'"), None);
+            assert_eq!(
+                dict_get(&v, "data"),
+                Some(&Value::Bytes(b"a\x00'b\n".to_vec()))
+            );
+            assert!(load(b"S'bad\\q'\n.").is_err());
         }
 
         #[test]
         fn int_array_labels() {
-            let a = make_array(
-                vec![2],
-                parse_dtype("<i8").unwrap(),
-                false,
-                Rc::new(
-                    [
-                        5u8, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255,
-                    ]
-                    .to_vec(),
-                ),
-            )
-            .unwrap();
-            assert_eq!(a.as_int_list().unwrap(), vec![5, -1]);
+            // numpy.frombuffer-style protocol 5 array: _frombuffer(bytearray(...), dtype('<i8'), (2,), 'C')
+            let mut p = b"\x80\x05cnumpy.core.numeric\n_frombuffer\n(".to_vec();
+            p.extend(b"\x96\x10\x00\x00\x00\x00\x00\x00\x00");
+            p.extend([
+                5u8, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255,
+            ]);
+            p.extend(b"cnumpy\ndtype\nX\x02\x00\x00\x00i8\x89\x88\x87R");
+            p.extend(b"(K\x03X\x01\x00\x00\x00<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb");
+            p.extend(b"K\x02\x85X\x01\x00\x00\x00CtR.");
+            let v = load(&p).unwrap();
+            assert_eq!(as_int_list(&v).unwrap(), vec![5, -1]);
         }
     }
 }

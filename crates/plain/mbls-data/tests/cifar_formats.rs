@@ -243,6 +243,70 @@ fn label_out_of_range() {
     }
 }
 
+/// Every prefix of every pickle fixture (Python 2, Python 3 protocols 2, 4, 5; batches and
+/// meta files) is a format error naming the file: the shared unpickler never panics on a cut.
+#[test]
+fn pickles_cut_anywhere_are_format_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (variant, folder, kind, file) in [
+        (
+            "py2",
+            "cifar-10-batches-py",
+            CifarKind::Cifar10,
+            "test_batch",
+        ),
+        (
+            "py2",
+            "cifar-10-batches-py",
+            CifarKind::Cifar10,
+            "batches.meta",
+        ),
+        (
+            "py3p2",
+            "cifar-10-batches-py",
+            CifarKind::Cifar10,
+            "test_batch",
+        ),
+        (
+            "py3p4",
+            "cifar-10-batches-py",
+            CifarKind::Cifar10,
+            "test_batch",
+        ),
+        (
+            "py3p5",
+            "cifar-100-python",
+            CifarKind::Cifar100 { coarse: false },
+            "test",
+        ),
+        (
+            "py3p5",
+            "cifar-100-python",
+            CifarKind::Cifar100 { coarse: false },
+            "meta",
+        ),
+    ] {
+        let src = fixture(variant).join(folder);
+        let d = tmp.path().join(variant).join(folder);
+        std::fs::create_dir_all(&d).unwrap();
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), d.join(entry.file_name())).unwrap();
+        }
+        let full = std::fs::read(src.join(file)).unwrap();
+        for cut in 0..full.len() {
+            std::fs::write(d.join(file), &full[..cut]).unwrap();
+            let err = Cifar::open(&tmp.path().join(variant), kind, false).unwrap_err();
+            match &err {
+                DataError::Format { path, .. } => {
+                    assert_eq!(path, &d.join(file), "{variant}/{file} cut at {cut}")
+                }
+                other => panic!("{variant}/{file} cut at {cut}: unexpected {other:?}"),
+            }
+        }
+    }
+}
+
 #[test]
 fn corrupt_pickles_are_format_errors() {
     let tmp = tempfile::tempdir().unwrap();

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::unpickler::Unpickler;
+use crate::unpickler::{TORCH_RULES, Unpickler};
 use crate::{PthError, TensorData, Value, legacy};
 
 /// Loads a checkpoint file (zip or legacy format, detected from its content)
@@ -68,7 +68,7 @@ fn load_zip<R: Read + Seek>(reader: R) -> Result<Value, PthError> {
         cache: HashMap::new(),
         big_endian,
     };
-    let mut up = Unpickler::new(&pkl, 0);
+    let mut up = Unpickler::new(&pkl, 0, &TORCH_RULES);
     let root = up.run()?;
     up.to_value(root, 0, &mut loader)
 }

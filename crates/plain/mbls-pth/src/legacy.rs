@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 
 use crate::archive::Storages;
-use crate::unpickler::{Obj, Unpickler};
+use crate::unpickler::{Obj, TORCH_RULES, Unpickler};
 use crate::{PthError, Value};
 
 /// `0x1950a86a20f9469cfc6c` as minimal little-endian two's complement.
@@ -71,7 +71,7 @@ fn run_pickle<'a>(
     pos: usize,
     section: &str,
 ) -> Result<(Unpickler<'a>, usize), PthError> {
-    let mut up = Unpickler::new(bytes, pos);
+    let mut up = Unpickler::new(bytes, pos, &TORCH_RULES);
     let root = up.run().map_err(|e| in_section(e, section))?;
     Ok((up, root))
 }

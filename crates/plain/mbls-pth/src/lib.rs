@@ -23,9 +23,10 @@
 //! Both formats are parsed directly in Rust — no Python, no libtorch — by the
 //! same pickle machine and the same tensor rebuilding code.
 //!
-//! The pickle reader implements exactly the opcodes `torch.save` emits
-//! (protocol 2, plus the protocol-4 framing/memo opcodes) and never executes
-//! anything: globals are resolved against an allow-list
+//! The pickle reader implements the opcodes of protocols 0-5 that plain data
+//! needs (what `torch.save` emits, and NumPy arrays for other callers, see
+//! [`pickle`]) and never executes anything: globals are resolved against an
+//! allow-list given by the caller; for checkpoints
 //! (`collections.OrderedDict`, `torch._utils._rebuild_tensor_v2`,
 //! `torch._utils._rebuild_tensor`, `torch._utils._rebuild_parameter`, the
 //! typed storage classes such as `torch.FloatStorage`, `torch.device`, and a
@@ -47,6 +48,13 @@ mod unpickler;
 
 pub use archive::{load, load_reader, load_state_dict, state_dict_from_value};
 pub use tensor::{DType, TensorData, Value};
+
+/// The restricted unpickler itself, for other pickled files: the caller gives its allow-list
+/// ([`Rules`](pickle::Rules)); checkpoints are read with [`TORCH_RULES`](pickle::TORCH_RULES).
+/// mbls-data reads CIFAR's NumPy pickles with it.
+pub mod pickle {
+    pub use crate::unpickler::{Callable, Python2Str, Resolution, Rules, TORCH_RULES, unpickle};
+}
 
 /// Errors produced while reading a checkpoint.
 #[derive(Debug, thiserror::Error)]

@@ -177,24 +177,28 @@ pub enum Value {
     Float(f64),
     /// Python `str`; also used for `torch.device` (e.g. `"cpu"`, `"cuda:0"`).
     Str(String),
+    /// Python `bytes` / `bytearray` (and Python 2 `str` where the [`crate::pickle::Rules`]
+    /// read them as bytes).
+    Bytes(Vec<u8>),
     /// Python `list` (also `set`/`frozenset`).
     List(Vec<Value>),
     /// Python `tuple`.
     Tuple(Vec<Value>),
     /// Python `dict` / `OrderedDict`, insertion order preserved.
     Dict(Vec<(Value, Value)>),
-    /// A tensor (or `nn.Parameter`).
+    /// A tensor (or `nn.Parameter`); also a NumPy array of a plain pickle.
     Tensor(TensorData),
     /// An object of an unsupported class, identified by `module.name`.
     Object(String),
 }
 
 impl Value {
-    /// Looks up a string key in a [`Value::Dict`].
+    /// Looks up a string key (text, or bytes equal to its UTF-8) in a [`Value::Dict`].
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
             Value::Dict(items) => items.iter().find_map(|(k, v)| match k {
                 Value::Str(s) if s == key => Some(v),
+                Value::Bytes(b) if b.as_slice() == key.as_bytes() => Some(v),
                 _ => None,
             }),
             _ => None,

@@ -1,11 +1,23 @@
-//! The restricted pickle machine: builds the object graph from the opcodes `torch.save`
-//! emits (globals resolved against an allow-list, nothing executed), then converts it to
-//! [`Value`]s, reading tensor data from a [`Storages`] provider within [`crate::limits`].
+//! The restricted pickle machine: builds the object graph from the opcodes of protocols 0-5
+//! (globals resolved against an allow-list given by the caller, nothing executed), then converts
+//! it to [`Value`]s, reading tensor data from a [`Storages`] provider within [`crate::limits`].
+//! The `.pth` reader uses it with [`TORCH_RULES`]; other readers (CIFAR's NumPy pickles) give
+//! their own [`Rules`] to [`unpickle`].
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use crate::archive::Storages;
 use crate::{DType, PthError, TensorData, Value, limits};
+
+mod numpy;
+mod rules;
+#[cfg(test)]
+mod tests;
+
+use numpy::{NdArray, NumpyDtype, array_to_tensor, latin1, make_array, parse_dtype, unquote_py2};
+use rules::always_refused;
+pub use rules::{Callable, Python2Str, Resolution, Rules, TORCH_RULES, unpickle};
 
 // ---------------------------------------------------------------------------
 // Pickle machine
@@ -17,24 +29,11 @@ pub(crate) type Id = usize;
 /// What a resolved global refers to.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Global {
-    OrderedDict,
-    RebuildTensorV2,
-    /// `torch._utils._rebuild_tensor` (PyTorch < 0.4, legacy files).
-    RebuildTensor,
-    RebuildParameter,
-    Storage(DType),
-    Device,
-    /// `builtins.set` / `frozenset` / `list`.
-    ListLike,
-    /// `builtins.tuple`.
-    TupleLike,
-    /// `builtins.dict`.
-    DictLike,
-    /// `copyreg._reconstructor` (object.__reduce_ex__ with protocol < 2).
-    Reconstructor,
-    /// Any other non-`torch` global: yields opaque objects.
+    /// A callable the machine evaluates.
+    Known(Callable),
+    /// Any other allowed global: yields opaque objects.
     Opaque(String),
-    /// A `torch.*` global outside the allow-list: an error if called or used as storage.
+    /// A global the rules name unusable: an error if called or used as storage.
     Forbidden(String),
 }
 
@@ -58,6 +57,14 @@ pub(crate) enum Obj {
     Object(String),
     Global(Global),
     Storage(StorageRef),
+    /// A byte string (protocol 3+ bytes, or Python 2 `str` read as bytes).
+    Bytes(Rc<Vec<u8>>),
+    /// `_reconstruct(ndarray, ...)` waiting for its BUILD state.
+    ArrayStub,
+    /// A NumPy dtype.
+    Dtype(NumpyDtype),
+    /// A NumPy array.
+    Array(NdArray),
 }
 
 /// A (possibly partial view of a) storage referenced by a persistent id.
@@ -106,6 +113,8 @@ pub(crate) struct Unpickler<'a> {
     values_left: std::cell::Cell<usize>,
     /// Bytes of dense tensor data produced so far by `to_value`.
     tensor_bytes: std::cell::Cell<usize>,
+    /// The caller's allow-list.
+    rules: Rules,
 }
 
 /// The bytes of objects and values a pickle of `len` bytes may expand to.
@@ -125,32 +134,19 @@ fn obj_cost(o: &Obj) -> usize {
             Obj::BigInt(b) => b.len(),
             Obj::Tensor(t) => (t.shape.len() + t.stride.len()) * id + t.storage.key.len(),
             Obj::Storage(s) => s.key.len(),
+            Obj::Array(a) => a.shape.len() * id,
+            // new byte strings are charged where they are made (`bytes`), shared ones are not
             _ => 0,
         }
 }
 
 fn op_name(op: u8) -> &'static str {
     match op {
-        b'B' => "BINBYTES",
-        b'C' => "SHORT_BINBYTES",
-        0x8e => "BINBYTES8",
-        0x96 => "BYTEARRAY8",
-        b'I' => "INT",
-        b'L' => "LONG",
         0x8b => "LONG4",
-        b'F' => "FLOAT",
-        b'S' => "STRING",
         b'V' => "UNICODE",
         b'P' => "PERSID",
-        b'p' => "PUT",
-        b'g' => "GET",
         b'i' => "INST",
         b'o' => "OBJ",
-        b'l' => "LIST",
-        b'd' => "DICT",
-        b'0' => "POP",
-        b'1' => "POP_MARK",
-        b'2' => "DUP",
         0x82 => "EXT1",
         0x83 => "EXT2",
         0x84 => "EXT4",
@@ -167,7 +163,7 @@ fn op_name(op: u8) -> &'static str {
 impl<'a> Unpickler<'a> {
     /// A machine reading one pickle from `data`, starting at byte `pos`
     /// (error offsets are reported relative to the start of `data`).
-    pub(crate) fn new(data: &'a [u8], pos: usize) -> Self {
+    pub(crate) fn new(data: &'a [u8], pos: usize, rules: &Rules) -> Self {
         Unpickler {
             data,
             pos,
@@ -179,6 +175,7 @@ impl<'a> Unpickler<'a> {
             graph_left: graph_allowance(data.len().saturating_sub(pos)),
             values_left: std::cell::Cell::new(graph_allowance(data.len().saturating_sub(pos))),
             tensor_bytes: std::cell::Cell::new(0),
+            rules: *rules,
         }
     }
 
@@ -259,6 +256,47 @@ impl<'a> Unpickler<'a> {
         Ok(s)
     }
 
+    /// Pushes `n` bytes as a byte string, charged to the graph's allowance.
+    fn bytes(&mut self, n: u64) -> Result<(), PthError> {
+        let n = usize::try_from(n).map_err(|_| PthError::Truncated {
+            offset: self.pos,
+            what: "bytes".into(),
+        })?;
+        let b = self.take(n, "bytes")?;
+        self.spend(n)?;
+        self.push(Obj::Bytes(Rc::new(b.to_vec())))
+    }
+
+    /// Pushes a Python 2 `str` of `n` bytes as the rules read it.
+    fn python2_str(&mut self, n: u64) -> Result<(), PthError> {
+        match self.rules.python2_str {
+            Python2Str::Utf8 => self.utf8(n),
+            Python2Str::Bytes => self.bytes(n),
+        }
+    }
+
+    /// The bytes up to the next newline (which is consumed).
+    fn raw_line(&mut self, what: &'static str) -> Result<&'a [u8], PthError> {
+        let rest = &self.data[self.pos..];
+        let n = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| PthError::Truncated {
+                offset: self.pos,
+                what: what.into(),
+            })?;
+        self.pos += n + 1;
+        Ok(&rest[..n])
+    }
+
+    /// A memo index written as text (protocol 0 PUT / GET).
+    fn line_index(&mut self, what: &'static str) -> Result<u32, PthError> {
+        let line = self.line(what)?;
+        line.trim()
+            .parse()
+            .map_err(|_| PthError::Malformed(format!("{what} {line:?} is not a memo index")))
+    }
+
     fn utf8(&mut self, n: u64) -> Result<(), PthError> {
         let n = usize::try_from(n).map_err(|_| PthError::Truncated {
             offset: self.pos,
@@ -325,36 +363,17 @@ impl<'a> Unpickler<'a> {
         self.push(Obj::Tuple(items))
     }
 
-    fn resolve_global(module: &str, name: &str) -> Result<Global, PthError> {
+    fn resolve_global(&self, module: &str, name: &str) -> Result<Global, PthError> {
         let full = format!("{module}.{name}");
-        let g = match (module, name) {
-            ("collections", "OrderedDict") => Global::OrderedDict,
-            ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensorV2,
-            ("torch._utils", "_rebuild_tensor") => Global::RebuildTensor,
-            ("torch._utils", "_rebuild_parameter")
-            | ("torch._utils", "_rebuild_parameter_with_state") => Global::RebuildParameter,
-            ("torch", "device") => Global::Device,
-            ("builtins" | "__builtin__", "set" | "frozenset" | "list") => Global::ListLike,
-            ("builtins" | "__builtin__", "tuple") => Global::TupleLike,
-            ("builtins" | "__builtin__", "dict") => Global::DictLike,
-            ("copyreg" | "copy_reg", "_reconstructor") => Global::Reconstructor,
-            ("torch" | "torch.cuda", n) if DType::from_storage_name(n).is_some() => {
-                Global::Storage(DType::from_storage_name(n).unwrap_or(DType::U8))
-            }
-            (
-                "os" | "posix" | "nt" | "subprocess" | "sys" | "runpy" | "importlib" | "shutil"
-                | "socket",
-                _,
-            )
-            | (
-                "builtins" | "__builtin__",
-                "eval" | "exec" | "compile" | "__import__" | "getattr" | "setattr" | "open"
-                | "globals" | "locals" | "breakpoint" | "input",
-            ) => return Err(PthError::DisallowedGlobal(full)),
-            (m, _) if m == "torch" || m.starts_with("torch.") => Global::Forbidden(full),
-            _ => Global::Opaque(full),
-        };
-        Ok(g)
+        if always_refused(module, name) {
+            return Err(PthError::DisallowedGlobal(full));
+        }
+        Ok(match (self.rules.globals)(module, name) {
+            Resolution::Known(c) => Global::Known(c),
+            Resolution::Opaque => Global::Opaque(full),
+            Resolution::Unusable => Global::Forbidden(full),
+            Resolution::Refused => return Err(PthError::DisallowedGlobal(full)),
+        })
     }
 
     pub(crate) fn run(&mut self) -> Result<Id, PthError> {
@@ -389,17 +408,97 @@ impl<'a> Unpickler<'a> {
                     let n = self.u64("string length")?;
                     self.utf8(n)?;
                 }
-                // Python 2 `str` (legacy checkpoints written by Python 2):
-                // decoded as UTF-8, as `torch.load` does by default.
+                // Python 2 `str` (legacy checkpoints written by Python 2, NumPy data): as
+                // the rules say, UTF-8 text (`torch.load`'s default) or bytes.
                 b'U' => {
                     let n = self.u8("string length")?;
-                    self.utf8(u64::from(n))?;
+                    self.python2_str(u64::from(n))?;
                 }
                 b'T' => {
                     let n = self.u32("string length")? as i32;
                     let n = u64::try_from(n)
                         .map_err(|_| PthError::Malformed("negative BINSTRING length".into()))?;
-                    self.utf8(n)?;
+                    self.python2_str(n)?;
+                }
+                b'S' => {
+                    let line = self.raw_line("STRING argument")?;
+                    let b = unquote_py2(line)
+                        .ok_or_else(|| PthError::Malformed("bad STRING argument".into()))?;
+                    match self.rules.python2_str {
+                        Python2Str::Bytes => {
+                            self.spend(b.len())?;
+                            self.push(Obj::Bytes(Rc::new(b)))?;
+                        }
+                        Python2Str::Utf8 => {
+                            let s = String::from_utf8(b).map_err(|_| {
+                                PthError::Malformed("string is not valid UTF-8".into())
+                            })?;
+                            self.push(Obj::Str(s))?;
+                        }
+                    }
+                }
+                // bytes (protocol 3+), bytearray (protocol 5)
+                b'C' => {
+                    let n = self.u8("bytes length")?;
+                    self.bytes(u64::from(n))?;
+                }
+                b'B' => {
+                    let n = self.u32("bytes length")?;
+                    self.bytes(u64::from(n))?;
+                }
+                0x8e | 0x96 => {
+                    let n = self.u64("bytes length")?;
+                    self.bytes(n)?;
+                }
+                // protocol 0 text arguments
+                b'I' | b'L' => {
+                    let line = self.line("INT argument")?;
+                    let t = line.trim().trim_end_matches('L');
+                    let o = match (op, t) {
+                        (b'I', "00") => Obj::Bool(false),
+                        (b'I', "01") => Obj::Bool(true),
+                        _ => Obj::Int(t.parse().map_err(|_| {
+                            PthError::Malformed(format!("bad integer {t:?} at byte {offset}"))
+                        })?),
+                    };
+                    self.push(o)?;
+                }
+                b'F' => {
+                    let line = self.line("FLOAT argument")?;
+                    let v: f64 = line.trim().parse().map_err(|_| {
+                        PthError::Malformed(format!("bad float {line:?} at byte {offset}"))
+                    })?;
+                    self.push(Obj::Float(v))?;
+                }
+                b'p' => {
+                    let i = self.line_index("PUT argument")?;
+                    self.memo_put(i)?;
+                }
+                b'g' => {
+                    let i = self.line_index("GET argument")?;
+                    self.memo_get(i)?;
+                }
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    if items.len() % 2 != 0 {
+                        return Err(PthError::Malformed("odd number of DICT entries".into()));
+                    }
+                    let pairs = items.chunks_exact(2).map(|c| (c[0], c[1])).collect();
+                    self.push(Obj::Dict(pairs))?;
+                }
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    self.push(Obj::List(items))?;
+                }
+                b'0' => {
+                    self.pop()?;
+                }
+                b'1' => {
+                    self.pop_mark()?;
+                }
+                b'2' => {
+                    let id = self.top()?;
+                    self.stack.push(id);
                 }
                 b'J' => {
                     let v = self.u32("int")? as i32;
@@ -452,7 +551,7 @@ impl<'a> Unpickler<'a> {
                 b'c' => {
                     let module = self.line("GLOBAL module")?;
                     let name = self.line("GLOBAL name")?;
-                    let g = Self::resolve_global(&module, &name)?;
+                    let g = self.resolve_global(&module, &name)?;
                     self.push(Obj::Global(g))?;
                 }
                 0x93 => {
@@ -462,7 +561,7 @@ impl<'a> Unpickler<'a> {
                     else {
                         return Err(PthError::Malformed("STACK_GLOBAL needs two strings".into()));
                     };
-                    let g = Self::resolve_global(m, n)?;
+                    let g = self.resolve_global(m, n)?;
                     self.push(Obj::Global(g))?;
                 }
                 b'R' => {
@@ -478,10 +577,9 @@ impl<'a> Unpickler<'a> {
                     self.push(o)?;
                 }
                 b'b' => {
-                    // State is applied to opaque objects / dicts as attributes,
-                    // which this reader does not model: drop it.
-                    self.pop()?;
-                    self.top()?;
+                    let state = self.pop()?;
+                    let obj = self.top()?;
+                    self.build(obj, state)?;
                 }
                 b's' => {
                     let v = self.pop()?;
@@ -627,7 +725,7 @@ impl<'a> Unpickler<'a> {
             return Err(PthError::Malformed("persistent id tuple too short".into()));
         }
         let dtype = match &self.arena[items[1]] {
-            Obj::Global(Global::Storage(d)) => *d,
+            Obj::Global(Global::Known(Callable::TorchStorage(d))) => *d,
             Obj::Global(Global::Forbidden(n) | Global::Opaque(n)) => {
                 return Err(PthError::DisallowedGlobal(format!("{n} (as storage type)")));
             }
@@ -679,14 +777,18 @@ impl<'a> Unpickler<'a> {
     }
 
     fn call(&mut self, func: Id, args: Id) -> Result<Obj, PthError> {
-        let g = match &self.arena[func] {
-            Obj::Global(g) => g.clone(),
+        let c = match &self.arena[func] {
+            Obj::Global(Global::Known(c)) => *c,
+            Obj::Global(Global::Opaque(n)) => return Ok(Obj::Object(n.clone())),
+            Obj::Global(Global::Forbidden(n)) => {
+                return Err(PthError::DisallowedGlobal(n.clone()));
+            }
             Obj::Object(n) => return Ok(Obj::Object(n.clone())),
             _ => return Err(PthError::Malformed("REDUCE on a non-callable".into())),
         };
         let args = self.tuple_items(args, "call arguments")?;
-        match g {
-            Global::OrderedDict | Global::DictLike => {
+        match c {
+            Callable::OrderedDict | Callable::Dict => {
                 let mut items = Vec::new();
                 if let Some(&a) = args.first() {
                     let pairs = match &self.arena[a] {
@@ -713,21 +815,21 @@ impl<'a> Unpickler<'a> {
                 }
                 Ok(Obj::Dict(items))
             }
-            Global::ListLike | Global::TupleLike => {
+            Callable::List | Callable::Tuple => {
                 let items = match args.first().map(|&a| &self.arena[a]) {
                     None => Vec::new(),
                     Some(Obj::List(v) | Obj::Tuple(v)) => v.clone(),
                     Some(_) => return Err(PthError::Malformed("list(): bad argument".into())),
                 };
-                Ok(if g == Global::TupleLike {
+                Ok(if c == Callable::Tuple {
                     Obj::Tuple(items)
                 } else {
                     Obj::List(items)
                 })
             }
-            Global::RebuildTensorV2 => self.rebuild_tensor(&args, 6).map(Obj::Tensor),
-            Global::RebuildTensor => self.rebuild_tensor(&args, 4).map(Obj::Tensor),
-            Global::RebuildParameter => {
+            Callable::RebuildTensorV2 => self.rebuild_tensor(&args, 6).map(Obj::Tensor),
+            Callable::RebuildTensor => self.rebuild_tensor(&args, 4).map(Obj::Tensor),
+            Callable::RebuildParameter => {
                 let a = *args
                     .first()
                     .ok_or_else(|| PthError::Malformed("_rebuild_parameter: no data".into()))?;
@@ -738,7 +840,7 @@ impl<'a> Unpickler<'a> {
                     )),
                 }
             }
-            Global::Device => {
+            Callable::TorchDevice => {
                 let mut s = match args.first().map(|&a| &self.arena[a]) {
                     Some(Obj::Str(s)) => s.clone(),
                     _ => return Err(PthError::Malformed("torch.device: bad argument".into())),
@@ -750,17 +852,142 @@ impl<'a> Unpickler<'a> {
                 }
                 Ok(Obj::Str(s))
             }
-            Global::Reconstructor => match args.first().map(|&a| &self.arena[a]) {
+            Callable::CopyregReconstructor => match args.first().map(|&a| &self.arena[a]) {
                 Some(Obj::Global(Global::Opaque(n))) => Ok(Obj::Object(n.clone())),
                 _ => Ok(Obj::Object("copyreg._reconstructor".into())),
             },
-            Global::Opaque(n) => Ok(Obj::Object(n)),
-            Global::Storage(d) => Err(PthError::DisallowedGlobal(format!(
+            Callable::TorchStorage(d) => Err(PthError::DisallowedGlobal(format!(
                 "torch.{} (called directly)",
                 d.torch_name()
             ))),
-            Global::Forbidden(n) => Err(PthError::DisallowedGlobal(n)),
+            Callable::NumpyReconstruct => match args.first().map(|&a| &self.arena[a]) {
+                Some(Obj::Global(Global::Known(Callable::NumpyNdarray))) => Ok(Obj::ArrayStub),
+                _ => Err(PthError::Malformed(
+                    "_reconstruct of something other than numpy.ndarray".into(),
+                )),
+            },
+            Callable::NumpyNdarray => {
+                Err(PthError::Malformed("numpy.ndarray called directly".into()))
+            }
+            Callable::NumpyDtype => {
+                let descr = args.first().and_then(|&a| self.text(a)).ok_or_else(|| {
+                    PthError::Malformed("dtype descriptor is not a string".into())
+                })?;
+                Ok(Obj::Dtype(parse_dtype(&descr)?))
+            }
+            Callable::CodecsEncode | Callable::ByteArray => {
+                let bytes = match args.as_slice() {
+                    [] if c == Callable::ByteArray => Vec::new(),
+                    [b] if c == Callable::ByteArray => match &self.arena[*b] {
+                        Obj::Bytes(b) => return Ok(Obj::Bytes(Rc::clone(b))),
+                        _ => return Err(PthError::Malformed("bytearray(): bad argument".into())),
+                    },
+                    [text, encoding] => {
+                        let Obj::Str(text) = &self.arena[*text] else {
+                            return Err(PthError::Malformed("encode(): not a string".into()));
+                        };
+                        let text = text.clone();
+                        let encoding = self
+                            .text(*encoding)
+                            .unwrap_or_default()
+                            .to_ascii_lowercase();
+                        if !matches!(
+                            encoding.as_str(),
+                            "latin1" | "latin-1" | "iso-8859-1" | "iso8859-1"
+                        ) {
+                            return Err(PthError::Malformed(format!(
+                                "unsupported string encoding {encoding:?}"
+                            )));
+                        }
+                        latin1(&text)?
+                    }
+                    _ => {
+                        return Err(PthError::Malformed(format!(
+                            "{c:?} with {} arguments",
+                            args.len()
+                        )));
+                    }
+                };
+                self.spend(bytes.len())?;
+                Ok(Obj::Bytes(Rc::new(bytes)))
+            }
+            Callable::NumpyFromBuffer => {
+                let [buffer, dtype, shape, order] = args[..] else {
+                    return Err(PthError::Malformed(
+                        "_frombuffer: expected 4 arguments".into(),
+                    ));
+                };
+                let (Obj::Bytes(data), Obj::Dtype(dtype)) =
+                    (&self.arena[buffer], &self.arena[dtype])
+                else {
+                    return Err(PthError::Malformed(
+                        "_frombuffer: expected bytes and a dtype".into(),
+                    ));
+                };
+                let (data, dtype) = (Rc::clone(data), *dtype);
+                let fortran = self.text(order).is_some_and(|o| o == "F");
+                let shape = self.usize_tuple(shape, "array shape")?;
+                make_array(dtype, shape, fortran, data).map(Obj::Array)
+            }
         }
+    }
+
+    /// A string argument (text, or bytes read as latin-1).
+    fn text(&self, id: Id) -> Option<String> {
+        match &self.arena[id] {
+            Obj::Str(s) => Some(s.clone()),
+            Obj::Bytes(b) => Some(b.iter().map(|&c| char::from(c)).collect()),
+            _ => None,
+        }
+    }
+
+    /// BUILD: completes a NumPy array (`(version, shape, dtype, is_fortran, data)`) or sets a
+    /// dtype's byte order; the state of any other object (attributes, which this reader does
+    /// not model) is dropped.
+    fn build(&mut self, obj: Id, state: Id) -> Result<(), PthError> {
+        match &self.arena[obj] {
+            Obj::ArrayStub => {
+                let st = self.tuple_items(state, "ndarray state")?;
+                let [_, shape, dtype, fortran, raw] = st[..] else {
+                    return Err(PthError::Malformed(
+                        "ndarray state has an unexpected layout".into(),
+                    ));
+                };
+                let Obj::Dtype(dtype) = self.arena[dtype] else {
+                    return Err(PthError::Malformed("ndarray state holds no dtype".into()));
+                };
+                let data = match &self.arena[raw] {
+                    Obj::Bytes(b) => Rc::clone(b),
+                    Obj::Str(text) => {
+                        // Python 2 data read as text: its latin-1 bytes
+                        let text = text.clone();
+                        let bytes = latin1(&text)?;
+                        self.spend(bytes.len())?;
+                        Rc::new(bytes)
+                    }
+                    _ => {
+                        return Err(PthError::Malformed(
+                            "ndarray data is not a byte string (object array?)".into(),
+                        ));
+                    }
+                };
+                let fortran = matches!(self.arena[fortran], Obj::Bool(true) | Obj::Int(1));
+                let shape = self.usize_tuple(shape, "array shape")?;
+                let array = make_array(dtype, shape, fortran, data)?;
+                self.spend(obj_cost(&Obj::Array(array.clone())))?;
+                self.arena[obj] = Obj::Array(array);
+            }
+            Obj::Dtype(d) => {
+                let mut d = *d;
+                let st = self.tuple_items(state, "dtype state")?;
+                if let Some(order) = st.get(1).and_then(|&o| self.text(o)) {
+                    d.big_endian = order == ">";
+                }
+                self.arena[obj] = Obj::Dtype(d);
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Checks the arguments of `_rebuild_tensor(_v2)` (`storage, offset,
@@ -815,6 +1042,8 @@ impl<'a> Unpickler<'a> {
         let text = match &self.arena[id] {
             Obj::Str(s) | Obj::Object(s) => s.len(),
             Obj::Global(Global::Opaque(s) | Global::Forbidden(s)) => s.len(),
+            Obj::Bytes(b) => b.len(),
+            Obj::Array(a) => a.data.len(),
             _ => 0,
         };
         self.spend_value(std::mem::size_of::<Value>() + text)?;
@@ -845,9 +1074,17 @@ impl<'a> Unpickler<'a> {
             Obj::Object(n) => Value::Object(n.clone()),
             Obj::Global(g) => Value::Object(match g {
                 Global::Opaque(n) | Global::Forbidden(n) => n.clone(),
-                other => format!("{other:?}"),
+                Global::Known(c) => format!("{c:?}"),
             }),
             Obj::Storage(s) => Value::Object(format!("storage:{}", s.key)),
+            Obj::Bytes(b) => Value::Bytes(b.to_vec()),
+            Obj::Array(a) => Value::Tensor(array_to_tensor(a)),
+            Obj::Dtype(d) => Value::Object(format!("numpy.dtype({})", d.dtype.torch_name())),
+            Obj::ArrayStub => {
+                return Err(PthError::Malformed(
+                    "numpy.ndarray without its BUILD state".into(),
+                ));
+            }
         })
     }
 }
@@ -995,255 +1232,4 @@ fn decode_long(b: &[u8]) -> Option<i64> {
     let mut a = if neg { [0xffu8; 8] } else { [0u8; 8] };
     a[..b.len()].copy_from_slice(b);
     Some(i64::from_le_bytes(a))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `to_f32` of one little-endian 16-bit value of `dtype`.
-    fn half_to_f32(dtype: DType, bits: u16) -> f32 {
-        let t = TensorData {
-            dtype,
-            shape: vec![],
-            data: bits.to_le_bytes().to_vec(),
-        };
-        let v = t.to_f32().unwrap();
-        assert_eq!(v.len(), 1);
-        v[0]
-    }
-
-    #[test]
-    fn half_conversion() {
-        let f16_to_f32 = |bits| half_to_f32(DType::F16, bits);
-        assert_eq!(f16_to_f32(0x3c00), 1.0);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x7bff), 65504.0);
-        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
-        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
-        assert!(f16_to_f32(0x7e00).is_nan());
-        assert_eq!(f16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
-        // bfloat16 is the top half of an f32.
-        let bf16_to_f32 = |bits| half_to_f32(DType::BF16, bits);
-        assert_eq!(bf16_to_f32(0x3f80), 1.0);
-        assert_eq!(bf16_to_f32(0xc040), -3.0);
-        assert_eq!(bf16_to_f32(0x7f80), f32::INFINITY);
-        assert_eq!(bf16_to_f32(0x0001).to_bits(), 0x0001_0000);
-        assert!(bf16_to_f32(0x7fc1).is_nan());
-        assert_eq!(bf16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
-    }
-
-    #[test]
-    fn long1_decoding() {
-        assert_eq!(decode_long(&[]), Some(0));
-        assert_eq!(decode_long(&[0xff]), Some(-1));
-        assert_eq!(decode_long(&[0x00, 0x80, 0x00]), Some(0x8000));
-        assert_eq!(
-            decode_long(&[0, 0, 0, 0, 0, 0xff, 0xff, 0xff]),
-            Some(-(1 << 40))
-        );
-        assert_eq!(decode_long(&[1, 0, 0, 0, 0, 0, 0, 0, 1]), None);
-    }
-
-    struct NoStorage;
-    impl Storages for NoStorage {
-        fn get(&mut self, key: &str) -> Result<&[u8], PthError> {
-            Err(PthError::StorageMissing(key.into()))
-        }
-        fn big_endian(&self) -> bool {
-            false
-        }
-        fn loaded_bytes(&self) -> usize {
-            0
-        }
-    }
-
-    /// One float32 storage `"0"` of `numel` elements, all zero.
-    struct OneStorage(Vec<u8>);
-    impl Storages for OneStorage {
-        fn get(&mut self, key: &str) -> Result<&[u8], PthError> {
-            match key {
-                "0" => Ok(&self.0),
-                _ => Err(PthError::StorageMissing(key.into())),
-            }
-        }
-        fn big_endian(&self) -> bool {
-            false
-        }
-        fn loaded_bytes(&self) -> usize {
-            self.0.len()
-        }
-    }
-
-    /// `_rebuild_tensor_v2` of storage `"0"` (float32, `numel` elements) with the given
-    /// size and stride, `copies` times in a list (the storage's persistent id memoised).
-    fn tensor_pickle(numel: u8, size: &[u32], stride: &[u32], copies: usize) -> Vec<u8> {
-        let mut p = b"\x80\x02]q\x00(".to_vec();
-        for i in 0..copies {
-            p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n(");
-            if i == 0 {
-                p.extend(b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\n");
-                p.extend(b"X\x01\x00\x00\x000X\x03\x00\x00\x00cpuK");
-                p.extend([numel, b't', b'Q', b'q', 1]);
-            } else {
-                p.extend(b"h\x01");
-            }
-            p.extend(b"K\x00(");
-            for &d in size {
-                p.push(b'J');
-                p.extend(d.to_le_bytes());
-            }
-            p.extend(b"t(");
-            for &d in stride {
-                p.push(b'J');
-                p.extend(d.to_le_bytes());
-            }
-            p.extend(b"t\x89ccollections\nOrderedDict\n)RtR");
-        }
-        p.extend(b"e.");
-        p
-    }
-
-    fn unpickle_with(bytes: &[u8], numel: u8) -> Result<Value, PthError> {
-        let mut up = Unpickler::new(bytes, 0);
-        let root = up.run()?;
-        up.to_value(root, 0, &mut OneStorage(vec![0; 4 * usize::from(numel)]))
-    }
-
-    #[test]
-    fn strided_views_are_read_within_the_allowance() {
-        // a transposed 2 x 3 view and two stride-0 rows of a 6-element storage: fine
-        let v = unpickle_with(&tensor_pickle(6, &[3, 2], &[1, 3], 1), 6).unwrap();
-        let Value::List(items) = v else { panic!() };
-        let Value::Tensor(t) = &items[0] else {
-            panic!()
-        };
-        assert_eq!(t.shape, vec![3, 2]);
-        let v = unpickle_with(&tensor_pickle(6, &[4, 6], &[0, 1], 3), 6).unwrap();
-        assert!(matches!(v, Value::List(ref l) if l.len() == 3));
-    }
-
-    #[test]
-    fn stride_zero_expansion_is_refused() {
-        // 2^28 float32 elements (1 GiB) viewed over one element: refused before allocating
-        let p = tensor_pickle(1, &[1 << 14, 1 << 14], &[0, 0], 1);
-        let err = unpickle_with(&p, 1).unwrap_err();
-        assert!(matches!(err, PthError::Amplified(_)), "{err}");
-        assert!(err.to_string().contains("stride 0"), "{err}");
-    }
-
-    #[test]
-    fn many_views_of_one_storage_are_refused() {
-        // 200 views of one 16-byte storage, each expanded to 64 x 2^16 elements (16 MiB)
-        let p = tensor_pickle(4, &[64, 1 << 16], &[0, 0], 200);
-        let err = unpickle_with(&p, 4).unwrap_err();
-        assert!(matches!(err, PthError::Amplified(_)), "{err}");
-    }
-
-    #[test]
-    fn memo_references_expanding_at_every_use_are_refused() {
-        // t0 = []; t_i = (t_{i-1}, t_{i-1}): 2^40 nodes when expanded as a tree
-        let mut p = b"\x80\x02]q\x00".to_vec();
-        for i in 1..=40u8 {
-            p.extend([b'(', b'h', i - 1, b'h', i - 1, b't', b'q', i]);
-        }
-        p.push(b'.');
-        let err = unpickle(&p).unwrap_err();
-        assert!(matches!(err, PthError::Amplified(_)), "{err}");
-        // shallow sharing is fine
-        let mut p = b"\x80\x02]q\x00".to_vec();
-        for i in 1..=8u8 {
-            p.extend([b'(', b'h', i - 1, b'h', i - 1, b't', b'q', i]);
-        }
-        p.push(b'.');
-        unpickle(&p).unwrap();
-    }
-
-    #[test]
-    fn copies_made_by_calls_are_bounded() {
-        // a list of 60,000 ints, then 2,000 calls of list(l): 2,000 x 480 kB of ids
-        let mut p = b"\x80\x02]q\x00(".to_vec();
-        for _ in 0..60_000 {
-            p.extend(b"K\x01");
-        }
-        p.extend(b"ecbuiltins\nlist\nq\x01");
-        for _ in 0..2_000 {
-            p.extend(b"h\x01h\x00\x85R");
-        }
-        p.push(b'.');
-        let err = unpickle(&p).unwrap_err();
-        assert!(matches!(err, PthError::Amplified(_)), "{err}");
-    }
-
-    fn unpickle(bytes: &[u8]) -> Result<Value, PthError> {
-        let mut up = Unpickler::new(bytes, 0);
-        let root = up.run()?;
-        up.to_value(root, 0, &mut NoStorage)
-    }
-
-    #[test]
-    fn plain_values() {
-        // {'a': [1, (True, None)], 'b': 2.5} as protocol 2, built by hand.
-        let mut p = vec![0x80, 2, b'}', b'(', 0x8c, 1, b'a', b']', b'(', b'K', 1];
-        p.extend([0x88, b'N', 0x86, b'e', 0x8c, 1, b'b', b'G']);
-        p.extend(2.5f64.to_be_bytes());
-        p.extend([b'u', b'.']);
-        let v = unpickle(&p).unwrap();
-        assert_eq!(
-            v.get("a"),
-            Some(&Value::List(vec![
-                Value::Int(1),
-                Value::Tuple(vec![Value::Bool(true), Value::None])
-            ]))
-        );
-        assert_eq!(v.get("b"), Some(&Value::Float(2.5)));
-    }
-
-    #[test]
-    fn opaque_and_forbidden_globals() {
-        let p = b"\x80\x02cargparse\nNamespace\n)\x81}b.";
-        assert_eq!(
-            unpickle(p).unwrap(),
-            Value::Object("argparse.Namespace".into())
-        );
-        let p = b"\x80\x02ctorch._utils\n_rebuild_qtensor\n)R.";
-        assert!(matches!(unpickle(p), Err(PthError::DisallowedGlobal(_))));
-        let p = b"\x80\x02cos\nsystem\n.";
-        assert!(matches!(unpickle(p), Err(PthError::DisallowedGlobal(_))));
-    }
-
-    #[test]
-    fn unknown_opcode_is_named() {
-        let err = unpickle(b"\x80\x02C\x01x.").unwrap_err();
-        assert!(err.to_string().contains("SHORT_BINBYTES"), "{err}");
-    }
-
-    #[test]
-    fn module_persistent_id_yields_the_class() {
-        // Whole-module legacy saves pickle the class as ('module', cls, file, source).
-        let p = b"\x80\x02(U\x06modulecmodels\nNet\nNNtQ)\x81}b.";
-        assert_eq!(unpickle(p).unwrap(), Value::Object("models.Net".into()));
-    }
-
-    #[test]
-    fn cuda_storage_classes_and_python2_strings() {
-        let p = b"\x80\x02(U\x07storagectorch.cuda\nHalfStorage\nT\x01\x00\x00\x00kU\x06cuda:0K\x02NtQ.";
-        assert_eq!(unpickle(p).unwrap(), Value::Object("storage:k".into()));
-        // Negative BINSTRING length.
-        let p = b"\x80\x02T\xff\xff\xff\xff.";
-        assert!(matches!(unpickle(p), Err(PthError::Malformed(_))));
-    }
-
-    #[test]
-    fn oversized_int_is_an_error_in_values() {
-        let p = b"\x80\x02\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01.";
-        assert!(matches!(unpickle(p), Err(PthError::Malformed(_))));
-    }
-
-    #[test]
-    fn self_reference_does_not_overflow() {
-        // l = []; l.append(l)
-        let err = unpickle(b"\x80\x02]q\x00h\x00a.").unwrap_err();
-        assert!(matches!(err, PthError::Malformed(_)));
-    }
 }
