@@ -256,6 +256,13 @@ fn print_text(spec: &DataSpec, p: &Pipelines, head: &[usize]) {
         p.val.len(),
         p.test.len()
     );
+    if let Some(n) = spec.train_subset {
+        println!(
+            "subset     train on {n} images of the training split (data.train_subset: \
+             class-balanced, seed {})",
+            spec.seed
+        );
+    }
     println!("train      {}", loader_line(&p.train));
     println!("val        {}", loader_line(&p.val));
     println!("test       {}", loader_line(&p.test));

@@ -504,6 +504,10 @@ impl std::fmt::Debug for Cifar {
 }
 
 impl Dataset for Cifar {
+    fn label_of(&self, index: usize) -> Option<usize> {
+        self.labels().get(index).copied()
+    }
+
     fn len(&self) -> usize {
         self.labels.len()
     }

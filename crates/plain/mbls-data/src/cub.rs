@@ -183,6 +183,10 @@ impl Cub {
 }
 
 impl Dataset for Cub {
+    fn label_of(&self, index: usize) -> Option<usize> {
+        self.labels().get(index).copied()
+    }
+
     fn len(&self) -> usize {
         self.paths.len()
     }

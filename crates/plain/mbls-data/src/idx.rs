@@ -261,6 +261,10 @@ impl std::fmt::Debug for Mnist {
 }
 
 impl Dataset for Mnist {
+    fn label_of(&self, index: usize) -> Option<usize> {
+        self.labels().get(index).copied()
+    }
+
     fn len(&self) -> usize {
         self.labels.len()
     }

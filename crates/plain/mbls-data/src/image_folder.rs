@@ -374,6 +374,10 @@ impl std::fmt::Debug for ImageFolder {
 }
 
 impl Dataset for ImageFolder {
+    fn label_of(&self, index: usize) -> Option<usize> {
+        self.labels().get(index).copied()
+    }
+
     fn len(&self) -> usize {
         self.labels.len()
     }

@@ -51,8 +51,8 @@ pub use newsgroups::{
     strip_header, text_to_word_sequence,
 };
 pub use pipeline::{
-    DataSpec, DatasetName, MNIST_VAL_SPLIT, Pipelines, build, build_text, is_tar_gz,
-    mnist_val_count, open_folder_splits,
+    DataSpec, DatasetName, MNIST_VAL_SPLIT, Pipelines, balanced_subset, build, build_text,
+    is_tar_gz, mnist_val_count, open_folder_splits,
 };
 pub use rng::NumpyRandomState;
 pub use sample::{Dataset, Image, Mask, Sample, Target, Transform};

@@ -749,6 +749,10 @@ impl Dataset for CachedDataset {
         self.inner.classes()
     }
 
+    fn label_of(&self, index: usize) -> Option<usize> {
+        self.inner.label_of(index)
+    }
+
     fn source(&self, index: usize) -> String {
         self.inner.source(index)
     }

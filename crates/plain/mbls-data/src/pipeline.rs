@@ -174,6 +174,10 @@ pub struct DataSpec {
     pub prefetch: usize,
     /// Leave out unreadable images instead of failing the epoch.
     pub skip_corrupt: bool,
+    /// `data.train_subset`: train on a seeded, class-balanced subset of this many images of the
+    /// training split ([`balanced_subset`]); the validation and test splits are unchanged.
+    /// Datasets whose validation set is held out of the training set only (not CUB, VOC).
+    pub train_subset: Option<usize>,
 }
 
 impl DataSpec {
@@ -209,6 +213,7 @@ impl DataSpec {
             cache_max_bytes: crate::loader::DEFAULT_CACHE_LIMIT,
             prefetch: 4,
             skip_corrupt: false,
+            train_subset: None,
         }
     }
 
@@ -366,6 +371,74 @@ fn cifar_protocol(
     held_out(spec, held)
 }
 
+/// Stream of the subset's random choices (the split seed's own stream for this purpose).
+const SUBSET_STREAM: u64 = 0x7375_6273_6574; // "subset"
+
+/// A seeded, class-balanced subset of `n` of the training indices `indices`: each class's
+/// indices are shuffled (ChaCha8 from `seed`), then taken one class at a time in label order,
+/// round after round, until `n` are taken (a class with too few images is used up and the
+/// others make up for it). Returned in the order of `indices`. The same seed and split give
+/// the same subset.
+///
+/// # Errors
+/// [`DataError::Invalid`] when `n` is 0 or more than `indices.len()`, or when the dataset does
+/// not know its labels without decoding ([`Dataset::label_of`]).
+pub fn balanced_subset(
+    dataset: &dyn Dataset,
+    indices: &[usize],
+    n: usize,
+    seed: u32,
+) -> Result<Vec<usize>, DataError> {
+    use rand_core::SeedableRng;
+    if n == 0 || n > indices.len() {
+        return Err(DataError::Invalid(format!(
+            "data.train_subset={n} must be between 1 and the {} images of the training split",
+            indices.len()
+        )));
+    }
+    let classes = dataset.classes().len().max(1);
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (pos, &i) in indices.iter().enumerate() {
+        let label = dataset.label_of(i).ok_or_else(|| {
+            DataError::Invalid(
+                "data.train_subset needs a dataset whose labels are known without decoding \
+                 (CIFAR, image folders, MNIST-style, Tiny-ImageNet)"
+                    .into(),
+            )
+        })?;
+        let slot = by_class.get_mut(label).ok_or_else(|| {
+            DataError::Invalid(format!(
+                "label {label} of sample {i} is outside the class list"
+            ))
+        })?;
+        slot.push(pos);
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(u64::from(seed));
+    rng.set_stream(SUBSET_STREAM);
+    for members in &mut by_class {
+        // Fisher-Yates with unbiased draws
+        for k in (1..members.len()).rev() {
+            let j = crate::uniform_below(&mut rng, k + 1);
+            members.swap(k, j);
+        }
+    }
+    let mut chosen = Vec::with_capacity(n);
+    let mut round = 0;
+    while chosen.len() < n {
+        for members in &by_class {
+            if chosen.len() == n {
+                break;
+            }
+            if let Some(&pos) = members.get(round) {
+                chosen.push(pos);
+            }
+        }
+        round += 1;
+    }
+    chosen.sort_unstable();
+    Ok(chosen.into_iter().map(|pos| indices[pos]).collect())
+}
+
 /// A dataset whose validation samples are held out of its training set (CIFAR, image
 /// folders, Tiny-ImageNet, MNIST-style), for [`held_out`].
 struct HeldOut {
@@ -384,7 +457,10 @@ struct HeldOut {
 /// Shuffled train and validation loaders over the two parts of the training set (the
 /// augmentation for training only), and a test loader over the test set.
 fn held_out(spec: &DataSpec, h: HeldOut) -> Result<Pipelines, DataError> {
-    let (train_idx, val_idx) = h.split;
+    let (mut train_idx, val_idx) = h.split;
+    if let Some(n) = spec.train_subset {
+        train_idx = balanced_subset(&*h.train_set, &train_idx, n, spec.seed)?;
+    }
     let (train_tf, train_desc) = h.train_transform;
     let eval_tf: Arc<dyn Transform> = Arc::new(Identity);
     let normalize = h.normalize;

@@ -90,6 +90,12 @@ pub trait Dataset: Send + Sync {
     fn classes(&self) -> &[String];
     /// Where sample `index` comes from (a file name), for error messages and skip reports.
     fn source(&self, index: usize) -> String;
+    /// The class of sample `index` without decoding it, for datasets that know their labels
+    /// up front (`None` otherwise: per-pixel targets, unlabelled splits).
+    fn label_of(&self, index: usize) -> Option<usize> {
+        let _ = index;
+        None
+    }
 }
 
 /// A random transformation of a sample (augmentation). All randomness comes from `rng`, which the

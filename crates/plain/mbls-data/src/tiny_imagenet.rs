@@ -169,6 +169,10 @@ impl TinyImageNet {
 }
 
 impl Dataset for TinyImageNet {
+    fn label_of(&self, index: usize) -> Option<usize> {
+        self.labels().get(index).copied()
+    }
+
     fn len(&self) -> usize {
         self.paths.len()
     }

@@ -65,6 +65,10 @@ impl Dataset for Mem {
     fn source(&self, index: usize) -> String {
         format!("mem#{index}")
     }
+
+    fn label_of(&self, index: usize) -> Option<usize> {
+        self.labels.get(index).copied()
+    }
 }
 
 fn cifar10_root(dir: &Path, n_train: usize, n_test: usize) -> PathBuf {
@@ -468,4 +472,81 @@ fn real_cifar10_jpg_archive_has_the_reference_split() {
         .to_chw(&ds.get(first.indices[0]).unwrap().image)
         .unwrap();
     assert_eq!(&first.images[..3 * 32 * 32], want.as_slice());
+}
+
+/// `data.train_subset`: a seeded, class-balanced subset of the training split; validation and
+/// test unchanged; the same seed gives the same subset, another seed another one.
+#[test]
+fn a_training_subset_is_balanced_seeded_and_leaves_val_and_test_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = cifar10_root(tmp.path(), 400, 30);
+    let mut spec = DataSpec::reference(DatasetName::Cifar10, &root);
+    spec.num_workers = 0;
+    let full = build(&spec).unwrap();
+    spec.train_subset = Some(53);
+    let sub = build(&spec).unwrap();
+    assert_eq!(sub.train_indices.len(), 53);
+    assert_eq!(sub.val_indices, full.val_indices);
+    assert_eq!(sub.test.len(), full.test.len());
+    // a subset of the training split, in its order, no duplicates
+    let pos: Vec<usize> = sub
+        .train_indices
+        .iter()
+        .map(|i| full.train_indices.iter().position(|j| j == i).unwrap())
+        .collect();
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "{pos:?}");
+    // 53 over 10 classes: 5 or 6 each, the 3 extra to the first classes
+    let ds = sub.train.dataset();
+    let mut counts = [0usize; 10];
+    for &i in &sub.train_indices {
+        counts[ds.label_of(i).unwrap()] += 1;
+    }
+    assert_eq!(counts, [6, 6, 6, 5, 5, 5, 5, 5, 5, 5]);
+    assert_eq!(build(&spec).unwrap().train_indices, sub.train_indices);
+    spec.seed = 2;
+    let other = build(&spec).unwrap();
+    assert_eq!(other.train_indices.len(), 53);
+    assert_ne!(other.train_indices, sub.train_indices);
+    // too many, or none
+    spec.seed = 1;
+    for n in [0, 361] {
+        spec.train_subset = Some(n);
+        let err = build(&spec).unwrap_err().to_string();
+        assert!(
+            err.contains("data.train_subset") && err.contains("360"),
+            "{err}"
+        );
+    }
+}
+
+/// A class with fewer images than its share is used up; the others make up for it.
+#[test]
+fn a_balanced_subset_fills_up_from_the_larger_classes() {
+    let ds = Mem {
+        labels: (0..30).map(|i| if i < 3 { 0 } else { 1 + i % 2 }).collect(),
+        classes: vec!["a".into(), "b".into(), "c".into()],
+        salt: 0,
+    };
+    let indices: Vec<usize> = (0..30).collect();
+    let chosen = mbls_data::balanced_subset(&ds, &indices, 21, 7).unwrap();
+    let count = |c| chosen.iter().filter(|&&i| ds.labels[i] == c).count();
+    assert_eq!((count(0), count(1), count(2)), (3, 9, 9));
+    // labels the dataset cannot give without decoding: refused
+    struct NoLabels(Mem);
+    impl Dataset for NoLabels {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn get(&self, index: usize) -> Result<Sample, DataError> {
+            self.0.get(index)
+        }
+        fn classes(&self) -> &[String] {
+            self.0.classes()
+        }
+        fn source(&self, index: usize) -> String {
+            self.0.source(index)
+        }
+    }
+    let err = mbls_data::balanced_subset(&NoLabels(ds), &indices, 5, 7).unwrap_err();
+    assert!(err.to_string().contains("labels are known"), "{err}");
 }

@@ -490,6 +490,7 @@ struct DataKeys {
     crop_size: Option<usize>,
     test_split: Option<f64>,
     cache: Option<bool>,
+    train_subset: Option<usize>,
 }
 
 /// The [`DataSpec`] of the configuration's `data` group (used by `mbls data` and the
@@ -530,6 +531,11 @@ pub fn data_spec(cfg: &Config) -> Result<DataSpec, TrainError> {
             "data.num_workers={num_workers} is above the limit of 256"
         )));
     }
+    if keys.train_subset == Some(0) {
+        return Err(TrainError::Config(
+            "data.train_subset=0: give a number of training images, or null for all".into(),
+        ));
+    }
     for (k, v) in [
         ("val_split", keys.val_split),
         ("test_split", keys.test_split),
@@ -557,6 +563,7 @@ pub fn data_spec(cfg: &Config) -> Result<DataSpec, TrainError> {
         crop_size: keys.crop_size.unwrap_or(base.crop_size),
         test_split: keys.test_split.unwrap_or(base.test_split),
         cache: keys.cache.unwrap_or(base.cache),
+        train_subset: keys.train_subset,
         ..base
     })
 }
@@ -1020,5 +1027,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("data=mnist needs task=cv"), "{e}");
+    }
+
+    #[test]
+    fn a_training_subset_is_read_from_the_data_group() {
+        assert_eq!(spec(&[]).unwrap().data.train_subset, None);
+        for option in ["cifar10", "cifar100", "folder", "tiny_imagenet", "mnist"] {
+            let group = format!("data={option}");
+            let s = spec(&[group.as_str(), "data.train_subset=5000"]).unwrap();
+            assert_eq!(s.data.train_subset, Some(5000), "{option}");
+        }
+        let e = spec(&["data.train_subset=0"]).unwrap_err().to_string();
+        assert!(e.contains("data.train_subset=0"), "{e}");
+        // not a key of the datasets whose validation set is not held out of training
+        assert!(spec(&["data=voc", "task=segment", "data.train_subset=10"]).is_err());
     }
 }
