@@ -240,20 +240,12 @@ impl<'a> Unpickler<'a> {
         Ok(u64::from_le_bytes(a))
     }
 
+    /// The text up to the next newline (which is consumed).
     fn line(&mut self, what: &'static str) -> Result<String, PthError> {
-        let rest = &self.data[self.pos..];
-        let n = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or_else(|| PthError::Truncated {
-                offset: self.pos,
-                what: what.into(),
-            })?;
-        let s = std::str::from_utf8(&rest[..n])
-            .map_err(|_| PthError::Malformed(format!("{what} is not UTF-8")))?
-            .to_owned();
-        self.pos += n + 1;
-        Ok(s)
+        let line = self.raw_line(what)?;
+        std::str::from_utf8(line)
+            .map(str::to_owned)
+            .map_err(|_| PthError::Malformed(format!("{what} is not UTF-8")))
     }
 
     /// Pushes `n` bytes as a byte string, charged to the graph's allowance.
