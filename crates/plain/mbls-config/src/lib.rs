@@ -217,6 +217,12 @@ impl Config {
         registry::GROUPS
     }
 
+    /// The built-in method sets of `mbls compare` (`compare/<name>.yaml` of this crate, e.g.
+    /// `paper`, the paper's seven methods), with their YAML text.
+    pub fn compare_sets() -> &'static [(&'static str, &'static str)] {
+        registry::COMPARE_SETS
+    }
+
     /// The embedded YAML of a group option (`configs/<group>/<option>.yaml`), e.g. to show an
     /// option's keys in help output.
     pub fn option_yaml(group: &str, option: &str) -> Option<&'static str> {

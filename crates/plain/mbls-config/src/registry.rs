@@ -59,6 +59,10 @@ pub(crate) fn canonical_option<'a>(group: &str, option: &'a str) -> &'a str {
         .map_or(option, |(_, _, o)| o)
 }
 
+/// The method sets of `mbls compare`: `(name, YAML text)` of every `compare/<name>.yaml`.
+pub(crate) static COMPARE_SETS: &[(&str, &str)] =
+    &[("paper", include_str!("../compare/paper.yaml"))];
+
 /// The YAML text of `configs/<group>/<option>.yaml`.
 pub(crate) fn file(group: &str, option: &str) -> Option<&'static str> {
     FILES
@@ -112,6 +116,24 @@ mod tests {
             FILES.len(),
             "registered files missing on disk"
         );
+    }
+
+    #[test]
+    fn every_compare_set_is_registered() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("compare");
+        let mut names: Vec<String> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| {
+                let n = e.unwrap().file_name().into_string().unwrap();
+                n.strip_suffix(".yaml")
+                    .unwrap_or_else(|| panic!("compare/{n}: method sets must end in .yaml"))
+                    .to_string()
+            })
+            .collect();
+        names.sort();
+        let mut registered: Vec<String> = COMPARE_SETS.iter().map(|(n, _)| n.to_string()).collect();
+        registered.sort();
+        assert_eq!(names, registered, "compare/ and COMPARE_SETS differ");
     }
 
     #[test]

@@ -42,9 +42,12 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+mod figures;
 mod raster;
 mod svg;
 mod xml;
+
+pub use figures::{Point, Scatter, Series};
 
 /// One confidence bin of a reliability diagram.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,7 +131,7 @@ const RANGE_TOLERANCE: f64 = 1e-9;
 
 /// Checks that `r` can be drawn: bins present, samples counted, every value finite and
 /// within `[0, 1]`, each bin's `lower <= upper`.
-fn validate(r: &Reliability) -> Result<(), PlotError> {
+pub(crate) fn validate(r: &Reliability) -> Result<(), PlotError> {
     if r.bins.is_empty() || r.total == 0 {
         return Err(PlotError::Empty);
     }
@@ -199,6 +202,60 @@ pub fn reliability_svg(r: &Reliability) -> Result<String, PlotError> {
 pub fn histogram_svg(r: &Reliability) -> Result<String, PlotError> {
     validate(r)?;
     Ok(svg::histogram(r))
+}
+
+/// The reliability diagrams of `panels` side by side, `columns` per row (fewer when there are
+/// fewer panels), `title` above them: each panel is the figure of [`reliability_svg`] (same
+/// axes and size, 480 x 480 units), so methods can be compared at a glance.
+///
+/// # Errors
+///
+/// [`PlotError::Empty`] without panels; [`PlotError::Render`] for `columns == 0` or a panel
+/// that [`reliability_svg`] refuses (named by its index and title).
+pub fn reliability_grid_svg(
+    panels: &[Reliability],
+    columns: usize,
+    title: &str,
+) -> Result<String, PlotError> {
+    figures::reliability_grid(panels, columns, title)
+}
+
+/// Draws a scatter plot (640 x 480 units): each series' points with error bars and labels
+/// (the first series' labels are written beside its points), axes fitted to the data, a
+/// legend when there is more than one series.
+///
+/// # Errors
+///
+/// [`PlotError::Empty`] without points; [`PlotError::Render`] naming the series and point
+/// of a non-finite value or a negative error bar.
+pub fn scatter_svg(scatter: &Scatter) -> Result<String, PlotError> {
+    figures::scatter(scatter)
+}
+
+/// Writes `svg` as `{stem}.svg` and `{stem}.png` (at `scale`) in `dir`, each atomically;
+/// the PNG is rendered before anything is written. Returns both paths.
+///
+/// # Errors
+///
+/// As for [`svg_to_png`], and [`PlotError::Io`] naming the path.
+pub fn write_svg_png(
+    svg: &str,
+    scale: f32,
+    dir: &Path,
+    stem: &str,
+) -> Result<Vec<PathBuf>, PlotError> {
+    let png = svg_to_png(svg, scale)?;
+    std::fs::create_dir_all(dir).map_err(|error| PlotError::Io {
+        path: dir.to_owned(),
+        error,
+    })?;
+    let (a, b) = (
+        dir.join(format!("{stem}.svg")),
+        dir.join(format!("{stem}.png")),
+    );
+    write_atomic(&a, svg.as_bytes())?;
+    write_atomic(&b, &png)?;
+    Ok(vec![a, b])
 }
 
 /// Rasterizes an SVG document to PNG bytes with resvg, `scale` times its size in user

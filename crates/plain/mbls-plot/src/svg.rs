@@ -10,7 +10,7 @@ use crate::xml::escape;
 use crate::{Bin, Reliability};
 
 /// Canvas width and height, in user units.
-const CANVAS: f64 = 480.0;
+pub(crate) const CANVAS: f64 = 480.0;
 /// Left edge of the plot area.
 const PLOT_LEFT: f64 = 72.0;
 /// Top edge of the plot area.
@@ -18,13 +18,13 @@ const PLOT_TOP: f64 = 44.0;
 /// Side of the (square) plot area.
 const PLOT_SIZE: f64 = 384.0;
 
-const TITLE_SIZE: f64 = 15.0;
+pub(crate) const TITLE_SIZE: f64 = 15.0;
 const TITLE_MIN_SIZE: f64 = 11.0;
 const TITLE_BASELINE: f64 = 28.0;
-const AXIS_TITLE_SIZE: f64 = 13.0;
-const TICK_LABEL_SIZE: f64 = 11.0;
-const TICK_LEN: f64 = 5.0;
-const LEGEND_SIZE: f64 = 12.0;
+pub(crate) const AXIS_TITLE_SIZE: f64 = 13.0;
+pub(crate) const TICK_LABEL_SIZE: f64 = 11.0;
+pub(crate) const TICK_LEN: f64 = 5.0;
+pub(crate) const LEGEND_SIZE: f64 = 12.0;
 const LEGEND_ROW: f64 = 20.0;
 const LEGEND_PAD: f64 = 8.0;
 const LEGEND_SWATCH: f64 = 26.0;
@@ -32,13 +32,13 @@ const LEGEND_GAP: f64 = 7.0;
 /// Distance between a legend or text box and the plot frame.
 const INSET: f64 = 8.0;
 
-const BLUE: &str = "#1f77b4";
+pub(crate) const BLUE: &str = "#1f77b4";
 const BLUE_EDGE: &str = "#0e3f66";
-const RED: &str = "#d62728";
+pub(crate) const RED: &str = "#d62728";
 const GREEN: &str = "#2ca02c";
-const GRID: &str = "#e3e3e3";
-const BOX_EDGE: &str = "#b0b0b0";
-const TEXT: &str = "#1a1a1a";
+pub(crate) const GRID: &str = "#e3e3e3";
+pub(crate) const BOX_EDGE: &str = "#b0b0b0";
+pub(crate) const TEXT: &str = "#1a1a1a";
 const DIAGONAL: &str = "#4d4d4d";
 
 /// Formats a tick value with at most three decimals and no trailing zeros.
@@ -173,7 +173,15 @@ fn gap_or_bar(
 }
 
 /// Writes a `<text>` element.
-fn text(s: &mut String, x: f64, y: f64, size: f64, anchor: &str, bold: bool, content: &str) {
+pub(crate) fn text(
+    s: &mut String,
+    x: f64,
+    y: f64,
+    size: f64,
+    anchor: &str,
+    bold: bool,
+    content: &str,
+) {
     let _ = writeln!(
         s,
         r#"<text x="{x:.2}" y="{y:.2}" font-size="{size}" text-anchor="{anchor}"{w}>{c}</text>"#,
@@ -450,7 +458,7 @@ pub(crate) fn reliability(r: &Reliability) -> String {
 
 /// A "nice" tick step (1, 2, 2.5 or 5 times a power of ten) giving about `target`
 /// intervals up to `max`.
-fn nice_step(max: f64, target: f64) -> f64 {
+pub(crate) fn nice_step(max: f64, target: f64) -> f64 {
     let raw = max / target;
     let mag = 10f64.powf(raw.log10().floor());
     let norm = raw / mag;
