@@ -170,11 +170,13 @@ fn axis(lo: f64, hi: f64) -> (f64, f64, Vec<f64>) {
 }
 
 fn tick_text(v: f64, step: f64) -> String {
-    let decimals = if step >= 1.0 {
-        0
-    } else {
-        (-step.log10()).ceil().clamp(0.0, 6.0) as usize
-    };
+    // The fewest decimals that write the step exactly (2.5 needs one, 0.25 two).
+    let decimals = (0..6)
+        .find(|&d| {
+            let x = step * 10f64.powi(d);
+            (x - x.round()).abs() < 1e-6 * x.max(1.0)
+        })
+        .unwrap_or(6) as usize;
     format!("{v:.decimals$}")
 }
 
@@ -350,6 +352,7 @@ pub(crate) fn scatter(sc: &Scatter) -> Result<String, PlotError> {
             let _ = writeln!(s, "</g>");
         }
     }
+    let mut labels: Vec<(f64, f64, &str, &str)> = Vec::new();
     for (si, series) in sc.series.iter().enumerate() {
         let c = colour(si);
         for p in &series.points {
@@ -387,17 +390,17 @@ pub(crate) fn scatter(sc: &Scatter) -> Result<String, PlotError> {
                 } else {
                     (px + 8.0, "start")
                 };
-                text(
-                    &mut s,
-                    lx,
-                    py - 7.0,
-                    TICK_LABEL_SIZE,
-                    anchor,
-                    false,
-                    &p.label,
-                );
+                labels.push((lx, py - 7.0, anchor, p.label.as_str()));
             }
         }
+    }
+    // The labels last, over every point and bar, on a white halo so that they stay legible.
+    for (x, y, anchor, label) in labels {
+        let _ = writeln!(
+            s,
+            r#"<text x="{x:.2}" y="{y:.2}" font-size="{TICK_LABEL_SIZE}" text-anchor="{anchor}" stroke="white" stroke-width="3" stroke-linejoin="round" paint-order="stroke">{}</text>"#,
+            escape(label)
+        );
     }
     // Legend, upper right.
     if sc.series.len() > 1 || sc.series.iter().any(|s| !s.name.is_empty()) {
@@ -558,13 +561,13 @@ mod tests {
         assert_eq!(s.matches(r#"stroke-dasharray="3 3""#).count(), 1);
         assert!(crate::svg_to_png(&s, 1.0).unwrap().starts_with(b"\x89PNG"));
         // A point's position follows its value: MbLS (lower ECE) is drawn lower (larger y).
+        // (Its label is drawn 7 units above it.)
         let cy = |label: &str| {
             let i = s.find(&format!(">{label}</text>")).unwrap();
             let before = &s[..i];
-            let c = before.rfind("<circle").unwrap();
-            let cy = &before[c..];
-            let v = cy.split("cy=\"").nth(1).unwrap();
-            v[..v.find('"').unwrap()].parse::<f64>().unwrap()
+            let t = &before[before.rfind("<text").unwrap()..];
+            let v = t.split(" y=\"").nth(1).unwrap();
+            v[..v.find('"').unwrap()].parse::<f64>().unwrap() + 7.0
         };
         assert!(cy("MbLS") > cy("CE"));
     }
@@ -633,6 +636,15 @@ mod tests {
         };
         assert!(!anchor("left one"));
         assert!(anchor("MbLS (m 10, alpha 0.1)"));
+    }
+
+    #[test]
+    fn tick_labels_have_the_decimals_of_their_step() {
+        assert_eq!(tick_text(32.5, 2.5), "32.5");
+        assert_eq!(tick_text(35.0, 2.5), "35.0");
+        assert_eq!(tick_text(40.0, 10.0), "40");
+        assert_eq!(tick_text(0.75, 0.25), "0.75");
+        assert_eq!(tick_text(0.2, 0.2), "0.2");
     }
 
     #[test]
