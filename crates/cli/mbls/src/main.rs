@@ -1,6 +1,7 @@
 //! `mbls`: one binary, with subcommands, for training calibrated networks and for measuring
 //! and fixing calibration.
 
+mod compare_cmd;
 mod data_cmd;
 mod eval;
 mod input;
@@ -36,6 +37,10 @@ enum Command {
     Train(train_cmd::RunArgs),
     /// Test a checkpoint (the reference's tools/test_net.py) on the test split.
     Test(train_cmd::RunArgs),
+    /// Compare methods: one training per method of a set (by default the paper's seven) and
+    /// per seed, then one results table (markdown, CSV) and figures; reruns skip finished
+    /// runs and resume interrupted ones.
+    Compare(compare_cmd::CompareArgs),
     /// Show the tensor backend (libtorch) this binary runs on.
     Info,
 }
@@ -57,6 +62,10 @@ fn main() -> ExitCode {
         Command::Train(args) => train_cmd::train(args),
         Command::Test(args) => train_cmd::test(args),
         Command::Info => info(),
+        Command::Compare(args) => match compare_cmd::run(args) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,8 @@
 //! - [`train`] runs the whole flow of `mbls train`: per epoch training, validation, the
 //!   scheduler and alpha-schedule steps, the `best`/`last`/`epoch_N` checkpoints; then Test
 //!   with the best model, the post-hoc temperature fitted on the validation split, TestPT;
-//! - [`test`] is `mbls test`: one checkpoint (ours or a PyTorch `.pth`) on the test split.
+//! - [`test`] is `mbls test`: one checkpoint (ours or a PyTorch `.pth`) on the test split;
+//! - [`compare`] is `mbls compare`: one training per method and seed, and the results table.
 //!
 //! The task (`task=cv`; segmentation and text later) is an abstraction of its own
 //! ([`task::Task`]): what the loop feeds the model, what it measures, and which metric picks
@@ -17,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod compare;
 mod meter;
 mod report;
 mod runlog;

@@ -443,7 +443,7 @@ fn config_json(spec: &RunSpec) -> Value {
 }
 
 /// Dotted keys whose values differ between two configuration trees.
-fn differing_keys(a: &Value, b: &Value, prefix: &str, out: &mut Vec<String>) {
+pub(crate) fn differing_keys(a: &Value, b: &Value, prefix: &str, out: &mut Vec<String>) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
