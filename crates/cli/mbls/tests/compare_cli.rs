@@ -221,3 +221,68 @@ fn compare_refuses_bad_arguments() {
         "train.max_epoch",
     );
 }
+
+#[test]
+fn an_interrupted_comparison_resumes_where_it_stopped() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    dataset(&data);
+    let out = tmp.path().join("cmp");
+    let mut a = vec![
+        "compare".to_string(),
+        "--only".into(),
+        "ce".into(),
+        "--epochs".into(),
+        "4".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    a.extend(shared(&data));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mbls"))
+        .args(&a)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // SIGTERM to the runner once the first epoch's checkpoint is written: the runner passes
+    // it on, the training checkpoints and stops, the runner exits 130.
+    let last = out.join("ce/seed1/last.json");
+    let t0 = Instant::now();
+    while !last.is_file() {
+        assert!(t0.elapsed() < Duration::from_secs(600), "no checkpoint");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before its first checkpoint"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    let err = text(&o.stderr);
+    if o.status.code() == Some(0) {
+        // The whole run finished before the signal arrived (a very fast machine): nothing
+        // to resume, and the test says so rather than passing on nothing.
+        panic!("the run finished before SIGTERM reached it: {err}");
+    }
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted (rerun the same command to resume)"),
+        "{err}"
+    );
+    assert!(!out.join("ce/seed1/summary.json").exists());
+    let o = compare(&a[1..]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("ce seed 1: resuming after epoch"), "{err}");
+    assert!(out.join("ce/seed1/summary.json").is_file());
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("ce/seed1/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(s["epochs"], 4, "{s}");
+}
