@@ -3,7 +3,6 @@
 //! finished runs, the dry run, a method set with a broken entry (the other runs go on, the
 //! table names the failure, the exit code is non-zero) and bad arguments.
 
-use image::{ImageBuffer, Rgb, RgbImage};
 use std::path::Path;
 use std::process::Output;
 
@@ -12,23 +11,7 @@ mod common;
 /// `root/{train,test}/class{c}/NN.png`: 10 classes of 32x32 PNG images, 6 training and 2
 /// test images per class.
 fn dataset(root: &Path) {
-    for (split, n) in [("train", 6usize), ("test", 2usize)] {
-        for c in 0..10usize {
-            let d = root.join(split).join(format!("class{c}"));
-            std::fs::create_dir_all(&d).unwrap();
-            for i in 0..n {
-                let im: RgbImage = ImageBuffer::from_fn(32, 32, |x, y| {
-                    let noise = ((x as usize * 7 + y as usize * 13 + i * 31) % 40) as u8;
-                    Rgb([
-                        ((c * 25) as u8).wrapping_add(noise),
-                        ((255 - c * 20) as u8).wrapping_sub(noise),
-                        ((c * 50) % 256) as u8 ^ noise,
-                    ])
-                });
-                im.save(d.join(format!("{i:02}.png"))).unwrap();
-            }
-        }
-    }
+    common::class_images(root, 6, 2);
 }
 
 /// The overrides every run shares: a small, fast configuration.

@@ -3,7 +3,6 @@
 //! trained run, exact resume after a normal stop and after SIGKILL at arbitrary moments, the
 //! TensorBoard files read back by the `tensorboard` package, and bad input.
 
-use image::{ImageBuffer, Rgb, RgbImage};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,23 +13,7 @@ mod common;
 /// `root/{train,test}/class{c}/NN.png`: 8 training and 2 test images per class, each class a
 /// colour with noise, so that a network learns something in a few steps.
 fn dataset(root: &Path) {
-    for (split, n) in [("train", 8usize), ("test", 2usize)] {
-        for c in 0..10usize {
-            let d = root.join(split).join(format!("class{c}"));
-            std::fs::create_dir_all(&d).unwrap();
-            for i in 0..n {
-                let im: RgbImage = ImageBuffer::from_fn(32, 32, |x, y| {
-                    let noise = ((x as usize * 7 + y as usize * 13 + i * 31) % 40) as u8;
-                    Rgb([
-                        ((c * 25) as u8).wrapping_add(noise),
-                        ((255 - c * 20) as u8).wrapping_sub(noise),
-                        ((c * 50) % 256) as u8 ^ noise,
-                    ])
-                });
-                im.save(d.join(format!("{i:02}.png"))).unwrap();
-            }
-        }
-    }
+    common::class_images(root, 8, 2);
 }
 
 fn base_args(data: &Path, run: &Path, epochs: u32) -> Vec<String> {

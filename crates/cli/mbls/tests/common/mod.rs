@@ -59,3 +59,27 @@ pub fn fails_in_one_line<S: AsRef<OsStr> + Debug>(sub: &str, args: &[S], needle:
         "one line expected: {err}"
     );
 }
+
+/// Writes `root/{train,test}/class{c}/NN.png`: 10 classes of 32x32 PNG images, `train` and
+/// `test` images per class, each class a colour with noise, so that a network learns
+/// something in a few steps.
+pub fn class_images(root: &std::path::Path, train: usize, test: usize) {
+    use image::{ImageBuffer, Rgb, RgbImage};
+    for (split, n) in [("train", train), ("test", test)] {
+        for c in 0..10usize {
+            let d = root.join(split).join(format!("class{c}"));
+            std::fs::create_dir_all(&d).unwrap();
+            for i in 0..n {
+                let im: RgbImage = ImageBuffer::from_fn(32, 32, |x, y| {
+                    let noise = ((x as usize * 7 + y as usize * 13 + i * 31) % 40) as u8;
+                    Rgb([
+                        ((c * 25) as u8).wrapping_add(noise),
+                        ((255 - c * 20) as u8).wrapping_sub(noise),
+                        ((c * 50) % 256) as u8 ^ noise,
+                    ])
+                });
+                im.save(d.join(format!("{i:02}.png"))).unwrap();
+            }
+        }
+    }
+}
