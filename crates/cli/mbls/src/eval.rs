@@ -1,13 +1,16 @@
 //! `mbls eval`: calibration report for saved logits.
 
+use crate::calibrate_cmd::InputKeys;
 use crate::input::{DenseSource, Loaded, load, open_dense_stream};
 use crate::report::{f5, table};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use mbls_metrics::calibrate::{self, Calibrated, Calibrator, FitOptions};
 use mbls_metrics::{
-    BootstrapOptions, BootstrapResult, ClassificationAccumulator, ClassificationMetrics,
-    ClassificationOptions, ScoreKind, SegmentationAccumulator, SegmentationMetrics,
-    SegmentationOptions, bootstrap, fit_temperature_nll, grid_search_temperature, scale_logits,
+    BootstrapOptions, BootstrapResult, CalibrationMethod, ClassificationAccumulator,
+    ClassificationMetrics, ClassificationOptions, ScoreKind, SegmentationAccumulator,
+    SegmentationMetrics, SegmentationOptions, bootstrap, fit_temperature_nll,
+    grid_search_temperature, scale_logits,
 };
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -67,9 +70,22 @@ pub struct EvalArgs {
     /// Fit a temperature on the validation logits (--val) and report the test set before and after.
     #[arg(long, value_enum, requires = "val")]
     pub temperature: Option<TempMethod>,
-    /// Validation logits for --temperature: one .npz or two .npy files.
-    #[arg(long, num_args = 1..=2, value_name = "FILE", requires = "temperature")]
+    /// Validation logits for --temperature or --compare: one .npz or two .npy files.
+    #[arg(long, num_args = 1..=2, value_name = "FILE")]
     pub val: Vec<PathBuf>,
+    /// Apply a saved calibrator (`mbls calibrate fit`) and report the test set before and after.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["temperature", "compare"])]
+    pub calibrator: Option<PathBuf>,
+    /// Fit each of these calibrators on --val and print one table of the test set's metrics
+    /// per method (comma-separated: ts, ts-nll, vector, matrix, dirichlet, hist, isotonic,
+    /// platt, beta); with --bootstrap, intervals for acc, nll, ece and aece.
+    #[arg(
+        long,
+        value_name = "METHODS",
+        requires = "val",
+        conflicts_with = "temperature"
+    )]
+    pub compare: Option<String>,
     /// Name of the logits array in .npz inputs.
     #[arg(long, default_value = "logits")]
     pub logits_key: String,
@@ -129,6 +145,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let max_reps = mbls_metrics::MAX_REPLICATES;
     if let Some(reps) = args.bootstrap.filter(|&r| r > max_reps) {
         bail!("--bootstrap {reps}: at most {max_reps} replicates are supported");
+    }
+    if !args.val.is_empty() && args.temperature.is_none() && args.compare.is_none() {
+        bail!("--val is used by --temperature or --compare; give one of them");
+    }
+    if args.compare.is_some() || args.calibrator.is_some() {
+        return run_calibrated(&args);
     }
     if let Some(stream) = open_dense_stream(&args.inputs)? {
         return run_dense(&args, stream);
@@ -297,6 +319,277 @@ fn fit_and_apply(
         val_nll_after: vafter.nll,
         after,
     })
+}
+
+/// Logits and labels of a classification set, ready for a calibrator: ignored labels
+/// dropped, probabilities (with `--probs`) turned into log-probabilities.
+pub struct ClassificationSet {
+    /// Where they came from, for messages.
+    pub source: String,
+    /// Row-major N x C logits (or log-probabilities).
+    pub logits: Vec<f32>,
+    /// N labels.
+    pub labels: Vec<i64>,
+    /// C.
+    pub classes: usize,
+    /// Samples dropped for the ignore label.
+    pub ignored: u64,
+}
+
+/// Loads a classification set for the calibrators (dense inputs are refused).
+pub fn load_classification(paths: &[PathBuf], keys: &InputKeys) -> Result<ClassificationSet> {
+    let data = load(paths, &keys.logits_key, &keys.labels_key)?;
+    if data.is_dense() {
+        bail!(
+            "{}: calibrators take classification logits (N x C); these are dense, shape {:?}",
+            data.source,
+            data.shape
+        );
+    }
+    let classes = data.classes();
+    let source = data.source.clone();
+    let (mut logits, labels, ignored) = drop_ignored(data, keys.ignore_index);
+    if labels.is_empty() {
+        bail!("{source}: no samples left (every label is the ignore index)");
+    }
+    if keys.probs {
+        for (i, row) in logits.chunks_exact(classes).enumerate() {
+            let sum: f32 = row.iter().sum();
+            if row.iter().any(|p| !(0.0..=1.0).contains(p)) || (sum - 1.0).abs() > 1e-3 {
+                bail!(
+                    "{source}: row {i} is not a probability distribution (sum {sum}); \
+                     drop --probs for logits"
+                );
+            }
+        }
+        for p in &mut logits {
+            *p = p.max(1e-30).ln();
+        }
+    }
+    Ok(ClassificationSet {
+        source,
+        logits,
+        labels,
+        classes,
+        ignored,
+    })
+}
+
+fn keys_of(args: &EvalArgs) -> InputKeys {
+    InputKeys {
+        probs: args.probs,
+        ignore_index: args.ignore_index,
+        logits_key: args.logits_key.clone(),
+        labels_key: args.labels_key.clone(),
+    }
+}
+
+/// Metrics of calibrated scores.
+fn metrics_of(
+    out: &Calibrated,
+    labels: &[i64],
+    classes: usize,
+    args: &EvalArgs,
+) -> Result<(ClassificationMetrics, Option<BootstrapResult>)> {
+    let opts = ClassificationOptions {
+        num_bins: args.num_bins,
+        kind: out.kind,
+        keep_samples: args.bootstrap.is_some(),
+        keep_confidences: true,
+    };
+    let mut acc = ClassificationAccumulator::new(classes, opts)?;
+    acc.update(&out.scores, labels)?;
+    let m = acc.finish()?;
+    let b = match args.bootstrap {
+        Some(reps) => Some(bootstrap(
+            &acc,
+            &BootstrapOptions {
+                replicates: reps,
+                seed: args.seed,
+                level: args.level,
+            },
+        )?),
+        None => None,
+    };
+    Ok((m, b))
+}
+
+#[derive(Serialize)]
+struct CompareRow {
+    method: String,
+    val_nll_before: Option<f64>,
+    val_nll_after: Option<f64>,
+    iterations: Option<usize>,
+    metrics: ClassificationMetrics,
+    bootstrap: Option<BootstrapResult>,
+}
+
+#[derive(Serialize)]
+struct CalibratedReport {
+    kind: &'static str,
+    source: String,
+    val_source: Option<String>,
+    calibrator: Option<PathBuf>,
+    ignored: u64,
+    rows: Vec<CompareRow>,
+}
+
+/// `--calibrator FILE` or `--compare LIST`: one row for the uncalibrated logits, then one
+/// per calibrator.
+fn run_calibrated(args: &EvalArgs) -> Result<()> {
+    let keys = keys_of(args);
+    let test = load_classification(&args.inputs, &keys)?;
+    let identity = Calibrated {
+        scores: test.logits.clone(),
+        kind: ScoreKind::Logits,
+    };
+    let (m0, b0) = metrics_of(&identity, &test.labels, test.classes, args)?;
+    drop(identity);
+    let mut rows = vec![CompareRow {
+        method: "none".into(),
+        val_nll_before: None,
+        val_nll_after: None,
+        iterations: None,
+        metrics: m0,
+        bootstrap: b0,
+    }];
+    let mut val_source = None;
+    let mut cals: Vec<Calibrator> = Vec::new();
+    if let Some(path) = &args.calibrator {
+        let cal = crate::calibrate_cmd::load_calibrator(path)?;
+        crate::calibrate_cmd::check_classes(&cal, path, &test)?;
+        cals.push(cal);
+    }
+    if let Some(list) = &args.compare {
+        let methods: Vec<CalibrationMethod> = list
+            .split(',')
+            .map(|m| CalibrationMethod::parse(m.trim()))
+            .collect::<Result<_, _>>()
+            .context("--compare")?;
+        if methods.is_empty() {
+            bail!("--compare: give at least one method");
+        }
+        let val = load_classification(&args.val, &keys).context("validation set (--val)")?;
+        if val.classes != test.classes {
+            bail!(
+                "{}: validation logits have {} classes but the test logits have {}",
+                val.source,
+                val.classes,
+                test.classes
+            );
+        }
+        let opts = crate::calibrate_cmd::fit_options(
+            args.num_bins,
+            None,
+            None,
+            FitOptions::default().max_iter,
+        );
+        for m in methods {
+            let cal = calibrate::fit(m, &val.logits, &val.labels, val.classes, &opts)
+                .with_context(|| format!("{}: fitting {m}", val.source))?;
+            cals.push(cal);
+        }
+        val_source = Some(val.source);
+    }
+    for cal in cals {
+        let out = cal.apply(&test.logits)?;
+        let (m, b) = metrics_of(&out, &test.labels, test.classes, args)?;
+        rows.push(CompareRow {
+            method: cal.method().name().into(),
+            val_nll_before: Some(cal.fit.nll_before),
+            val_nll_after: Some(cal.fit.nll_after),
+            iterations: Some(cal.fit.iterations),
+            metrics: m,
+            bootstrap: b,
+        });
+    }
+    if let Some(dir) = &args.plot {
+        let mut plots = Vec::new();
+        for r in &rows {
+            let stem = format!("test_{}", r.method);
+            let title = format!("{} ({})", file_title(&args.inputs), r.method);
+            plots.extend(plot(dir, &stem, &title, &r.metrics)?);
+        }
+        if !args.json {
+            for p in &plots {
+                println!("wrote {}", p.display());
+            }
+        }
+    }
+    let report = CalibratedReport {
+        kind: "calibration",
+        source: test.source,
+        val_source,
+        calibrator: args.calibrator.clone(),
+        ignored: test.ignored,
+        rows,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("{}", report.source);
+    if let Some(v) = &report.val_source {
+        println!("calibrators fitted on {v}");
+    }
+    if let Some(c) = &report.calibrator {
+        println!("calibrator {}", c.display());
+    }
+    let first = &report.rows[0].metrics;
+    println!(
+        "samples {}  classes {}  bins {}{}",
+        first.samples,
+        first.classes,
+        first.num_bins,
+        if report.ignored > 0 {
+            format!("  ignored {}", report.ignored)
+        } else {
+            String::new()
+        }
+    );
+    println!();
+    let cell = |v: f64, iv: Option<&mbls_metrics::Interval>| match iv {
+        Some(iv) => format!("{} [{}, {}]", f5(v), f5(iv.lower), f5(iv.upper)),
+        None => f5(v),
+    };
+    let rows: Vec<Vec<String>> = report
+        .rows
+        .iter()
+        .map(|r| {
+            let m = &r.metrics;
+            let b = r.bootstrap.as_ref();
+            vec![
+                r.method.clone(),
+                cell(m.acc, b.map(|b| &b.acc)),
+                cell(m.nll, b.map(|b| &b.nll)),
+                cell(m.ece, b.map(|b| &b.ece)),
+                m.aece
+                    .map_or(String::new(), |v| cell(v, b.map(|b| &b.aece))),
+                f5(m.cece),
+                f5(m.brier),
+                r.val_nll_after.map_or(String::new(), f5),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "method", "acc", "nll", "ece", "aece", "cece", "brier", "val nll"
+            ],
+            &rows
+        )
+    );
+    if let Some(b) = &report.rows[0].bootstrap {
+        println!();
+        println!(
+            "[..]: {:.0}% bootstrap percentile intervals, {} replicates, seed {}",
+            b.level * 100.0,
+            b.replicates,
+            args.seed
+        );
+    }
+    Ok(())
 }
 
 fn plot(dir: &Path, stem: &str, title: &str, m: &ClassificationMetrics) -> Result<Vec<PathBuf>> {

@@ -1,6 +1,7 @@
 //! `mbls`: one binary, with subcommands, for training calibrated networks and for measuring
 //! and fixing calibration.
 
+mod calibrate_cmd;
 mod compare_cmd;
 mod data_cmd;
 mod eval;
@@ -25,6 +26,9 @@ struct Cli {
 enum Command {
     /// Measure calibration of saved logits or probabilities (.npz or two .npy files).
     Eval(eval::EvalArgs),
+    /// Fit post-hoc calibrators on validation logits (temperature, vector, matrix, Dirichlet,
+    /// histogram binning, isotonic, Platt, beta), save them as JSON, apply them.
+    Calibrate(calibrate_cmd::CalibrateArgs),
     /// Evaluate a configured loss (and its gradient) on saved logits and targets (.npy).
     Loss(loss_cmd::LossArgs),
     /// Show a configured model's parameter count and state dict (names, shapes).
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Eval(args) => eval::run(args),
+        Command::Calibrate(args) => calibrate_cmd::run(args),
         Command::Loss(args) => loss_cmd::run(args),
         Command::Model(args) => model_cmd::run(args),
         Command::Data(args) => data_cmd::run(args),

@@ -62,6 +62,20 @@ pub enum MetricError {
     /// No samples were given where some are needed.
     #[error("no samples to evaluate")]
     Empty,
+    /// A class has no sample in a set a calibrator is fitted on.
+    #[error(
+        "class {class} has no sample among the {samples} fitting samples ({classes} classes); \
+         a calibrator fitted without it would be undefined for it: use a validation set \
+         that holds every class"
+    )]
+    MissingClass {
+        /// The absent class.
+        class: usize,
+        /// Number of classes.
+        classes: usize,
+        /// Number of samples.
+        samples: usize,
+    },
     /// An invalid option value.
     #[error("invalid option: {0}")]
     Invalid(String),

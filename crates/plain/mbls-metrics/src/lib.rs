@@ -19,6 +19,7 @@
 pub mod adaptive;
 pub mod bins;
 pub mod bootstrap;
+pub mod calibrate;
 pub mod classify;
 pub mod error;
 pub mod segment;
@@ -27,6 +28,7 @@ pub mod temperature;
 pub use adaptive::{AdaptiveVariant, ConfidenceStore};
 pub use bins::BinEdges;
 pub use bootstrap::{BootstrapOptions, BootstrapResult, Interval, MAX_REPLICATES, bootstrap};
+pub use calibrate::{Calibrated, Calibrator, FitOptions, Method as CalibrationMethod};
 pub use classify::{
     BinStat, ClassificationAccumulator, ClassificationMetrics, ClassificationOptions, LogitStats,
     ScoreKind, evaluate,

@@ -41,7 +41,7 @@ pub struct NllFit {
     pub iterations: usize,
 }
 
-fn check(logits: &[f32], labels: &[i64], classes: usize) -> Result<(), MetricError> {
+pub(crate) fn check(logits: &[f32], labels: &[i64], classes: usize) -> Result<(), MetricError> {
     if classes < 2 {
         return Err(MetricError::TooFewClasses(classes));
     }
