@@ -21,7 +21,9 @@ pub mod bins;
 pub mod bootstrap;
 pub mod calibrate;
 pub mod classify;
+pub mod compat;
 pub mod error;
+pub mod estimators;
 pub mod segment;
 pub mod temperature;
 
