@@ -6,6 +6,8 @@ use crate::report::{f5, table};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use mbls_metrics::calibrate::{self, Calibrated, Calibrator, FitOptions};
+use mbls_metrics::compat::{self, CompatReport, Library};
+use mbls_metrics::estimators::{self, Errors};
 use mbls_metrics::{
     BootstrapOptions, BootstrapResult, CalibrationMethod, ClassificationAccumulator,
     ClassificationMetrics, ClassificationOptions, ScoreKind, SegmentationAccumulator,
@@ -45,14 +47,20 @@ pub struct EvalArgs {
     /// Write reliability diagrams (SVG, PNG) and the per-bin CSV into DIR.
     #[arg(long, value_name = "DIR")]
     pub plot: Option<PathBuf>,
-    /// Number of equal-width (and equal-mass) bins (`calibrate.num_bins` in training).
-    #[arg(
-        long = "bins",
-        alias = "num-bins",
-        value_name = "N",
-        default_value_t = 15
-    )]
-    pub num_bins: usize,
+    /// Number of equal-width (and equal-mass) bins (`calibrate.num_bins` in training)
+    /// [default: 15; with --ece-compat, each library's own default].
+    #[arg(long = "bins", alias = "num-bins", value_name = "N")]
+    pub num_bins: Option<usize>,
+    /// Also report the ECE as other libraries compute it, reproducing their binning and
+    /// averaging exactly: comma-separated torchmetrics, netcal, sklearn, or all. Each uses the
+    /// library's own default number of bins (torchmetrics 15, netcal 10, scikit-learn's
+    /// calibration_curve 5) unless --bins is given.
+    #[arg(long, value_name = "LIBS")]
+    pub ece_compat: Option<String>,
+    /// Also report the smooth ECE (relplot's), the debiased L2 ECE (Kumar et al., 15
+    /// equal-mass bins) and the Kolmogorov-Smirnov calibration error, top-label and class-wise.
+    #[arg(long)]
+    pub extra: bool,
     /// Label value to ignore. Dense (segmentation) inputs default to 255; classification
     /// inputs ignore nothing unless this is given.
     #[arg(long, value_name = "LABEL", allow_negative_numbers = true)]
@@ -123,7 +131,101 @@ struct ClassificationReport {
     metrics: ClassificationMetrics,
     bootstrap: Option<BootstrapResult>,
     temperature: Option<TemperatureReport>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ece_compat: Vec<CompatEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra: Option<ExtraReport>,
     plots: Vec<PathBuf>,
+}
+
+/// One library's ECE convention applied to these scores.
+#[derive(Serialize)]
+struct CompatEntry {
+    #[serde(flatten)]
+    report: CompatReport,
+    /// What was binned: the top-label confidence, or p(class 1) of a binary problem.
+    target: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+/// The smooth ECE, debiased L2 ECE and KS error, top-label and class-wise.
+#[derive(Serialize)]
+struct ExtraReport {
+    top_label: Errors,
+    classwise: Errors,
+}
+
+fn parse_libraries(list: &str) -> Result<Vec<Library>> {
+    if list.trim() == "all" {
+        return Ok(Library::ALL.to_vec());
+    }
+    let mut out = Vec::new();
+    for name in list.split(',').filter(|s| !s.trim().is_empty()) {
+        let l = Library::parse(name).context("--ece-compat")?;
+        if !out.contains(&l) {
+            out.push(l);
+        }
+    }
+    if out.is_empty() {
+        bail!("--ece-compat: give at least one of torchmetrics, netcal, sklearn (or all)");
+    }
+    Ok(out)
+}
+
+/// Each library's ECE of the scores. `conf`/`hit` are the top-label confidences; for a
+/// binary problem netcal and scikit-learn bin p(class 1) against the label, as they do when
+/// given such data.
+fn compat_entries(
+    libs: &[Library],
+    bins: Option<usize>,
+    (conf, hit): (&[f32], &[bool]),
+    probs: &[f32],
+    labels: &[i64],
+    classes: usize,
+) -> Result<Vec<CompatEntry>> {
+    let binary = (classes == 2).then(|| {
+        let p1: Vec<f32> = probs.iter().skip(1).step_by(2).copied().collect();
+        let y1: Vec<bool> = labels.iter().map(|&y| y == 1).collect();
+        (p1, y1)
+    });
+    let mut distinct: Vec<i64> = labels.iter().take(1 << 20).copied().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let few_labels = distinct.len() <= 2 && labels.iter().all(|y| distinct.contains(y));
+    let mut out = Vec::new();
+    for &lib in libs {
+        let n = bins.unwrap_or(lib.default_bins());
+        let (c, h, target, note) = match (&binary, lib) {
+            (Some((p1, y1)), Library::Netcal | Library::Sklearn) => {
+                (p1.as_slice(), y1.as_slice(), "p(class 1)", None)
+            }
+            (Some(_), Library::Torchmetrics) => (
+                conf,
+                hit,
+                "top-label",
+                Some(
+                    "multiclass_calibration_error with num_classes=2;                      binary_calibration_error would bin p(class 1)"
+                        .to_string(),
+                ),
+            ),
+            (None, Library::Netcal) if few_labels => (
+                conf,
+                hit,
+                "top-label",
+                Some(format!(
+                    "the labels take at most 2 values: netcal would treat the scores as binary                      and reject {classes} columns"
+                )),
+            ),
+            (None, _) => (conf, hit, "top-label", None),
+        };
+        out.push(CompatEntry {
+            report: compat::compat(lib, c, h, n)?,
+            target,
+            note,
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Serialize)]
@@ -136,9 +238,27 @@ struct SegmentationReport {
     plots: Vec<PathBuf>,
 }
 
+impl EvalArgs {
+    /// The number of bins: `--bins`, or 15.
+    pub fn bins(&self) -> usize {
+        self.num_bins.unwrap_or(15)
+    }
+}
+
 /// Runs `mbls eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
-    if args.num_bins == 0 {
+    let compat_libs = match &args.ece_compat {
+        Some(list) => parse_libraries(list)?,
+        None => Vec::new(),
+    };
+    if (args.extra || !compat_libs.is_empty())
+        && (args.compare.is_some() || args.calibrator.is_some())
+    {
+        bail!(
+            "--ece-compat and --extra report one set of scores; not with --compare or --calibrator"
+        );
+    }
+    if args.bins() == 0 {
         bail!("--bins must be at least 1");
     }
     // checked before any input is read (the library refuses it too)
@@ -171,7 +291,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         bail!("{source}: every sample has the ignore label");
     }
     let opts = ClassificationOptions {
-        num_bins: args.num_bins,
+        num_bins: args.bins(),
         kind,
         keep_samples: args.bootstrap.is_some(),
         keep_confidences: true,
@@ -191,6 +311,27 @@ pub fn run(args: EvalArgs) -> Result<()> {
         )?),
         None => None,
     };
+    let mut ece_compat = Vec::new();
+    let mut extra = None;
+    if !compat_libs.is_empty() || args.extra {
+        let store = acc.confidences();
+        let (conf, hit): (Vec<f32>, Vec<bool>) = (0..store.len()).map(|i| store.get(i)).unzip();
+        let probs = mbls_metrics::probabilities(&scores, c, kind);
+        ece_compat = compat_entries(
+            &compat_libs,
+            args.num_bins,
+            (&conf, &hit),
+            &probs,
+            &labels,
+            c,
+        )?;
+        if args.extra {
+            extra = Some(ExtraReport {
+                top_label: estimators::errors(&conf, &hit)?,
+                classwise: estimators::classwise_errors(&probs, &labels, c)?,
+            });
+        }
+    }
     drop(acc);
     let temperature = match args.temperature {
         Some(method) => Some(fit_and_apply(&args, method, c, &scores, &labels)?),
@@ -221,6 +362,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
         metrics,
         bootstrap: boot,
         temperature,
+        ece_compat,
+        extra,
         plots,
     };
     if args.json {
@@ -287,7 +430,7 @@ fn fit_and_apply(
     let vsrc = val.source.clone();
     let (vs, vl, _) = drop_ignored(val, args.ignore_index);
     let vopts = ClassificationOptions {
-        num_bins: args.num_bins,
+        num_bins: args.bins(),
         keep_confidences: false,
         ..Default::default()
     };
@@ -295,7 +438,7 @@ fn fit_and_apply(
         mbls_metrics::evaluate(&vs, &vl, classes, vopts.clone()).with_context(|| vsrc.clone())?;
     let t = match method {
         TempMethod::Grid => {
-            grid_search_temperature(&vs, &vl, classes, args.num_bins)?.temperature_ece
+            grid_search_temperature(&vs, &vl, classes, args.bins())?.temperature_ece
         }
         TempMethod::Nll => fit_temperature_nll(&vs, &vl, classes)?.temperature,
     };
@@ -305,7 +448,7 @@ fn fit_and_apply(
         labels,
         classes,
         ClassificationOptions {
-            num_bins: args.num_bins,
+            num_bins: args.bins(),
             ..Default::default()
         },
     )?;
@@ -392,7 +535,7 @@ fn metrics_of(
     args: &EvalArgs,
 ) -> Result<(ClassificationMetrics, Option<BootstrapResult>)> {
     let opts = ClassificationOptions {
-        num_bins: args.num_bins,
+        num_bins: args.bins(),
         kind: out.kind,
         keep_samples: args.bootstrap.is_some(),
         keep_confidences: true,
@@ -479,7 +622,7 @@ fn run_calibrated(args: &EvalArgs) -> Result<()> {
             );
         }
         let opts = crate::calibrate_cmd::fit_options(
-            args.num_bins,
+            args.bins(),
             None,
             None,
             FitOptions::default().max_iter,
@@ -686,12 +829,84 @@ fn print_classification(r: &ClassificationReport, args: &EvalArgs) {
             f5(t.val_nll_after)
         );
     }
+    if !r.ece_compat.is_empty() {
+        println!();
+        println!("ECE as other libraries compute it");
+        let opt = |v: Option<f64>| v.map_or(String::new(), f5);
+        let rows: Vec<Vec<String>> = r
+            .ece_compat
+            .iter()
+            .map(|e| {
+                let c = &e.report;
+                vec![
+                    format!("{} {}", c.library.name(), c.version),
+                    c.num_bins.to_string(),
+                    e.target.to_string(),
+                    f5(c.ece),
+                    opt(c.mce),
+                    opt(c.l2),
+                    opt(c.ace),
+                    opt(c.ece_equal_mass),
+                ]
+            })
+            .collect();
+        let headers = [
+            "library",
+            "bins",
+            "binned",
+            "ece",
+            "mce",
+            "l2",
+            "ace",
+            "equal-mass",
+        ];
+        print!("{}", table(&headers, &rows));
+        for e in r.ece_compat.iter().filter(|e| e.note.is_some()) {
+            println!(
+                "note ({}): {}",
+                e.report.library.name(),
+                e.note.as_deref().unwrap_or("")
+            );
+        }
+    }
+    if let Some(x) = &r.extra {
+        println!();
+        let rows = [
+            ("smooth ECE", x.top_label.smece, x.classwise.smece),
+            (
+                "  bandwidth",
+                x.top_label.smece_sigma,
+                x.classwise.smece_sigma,
+            ),
+            (
+                "debiased L2 ECE",
+                x.top_label.l2_debiased,
+                x.classwise.l2_debiased,
+            ),
+            (
+                "plug-in L2 ECE",
+                x.top_label.l2_plugin,
+                x.classwise.l2_plugin,
+            ),
+            ("KS error", x.top_label.ks, x.classwise.ks),
+        ]
+        .iter()
+        .map(|(n, a, b)| vec![n.to_string(), f5(*a), f5(*b)])
+        .collect::<Vec<_>>();
+        print!("{}", table(&["error", "top-label", "class-wise"], &rows));
+    }
     for p in &r.plots {
         println!("wrote {}", p.display());
     }
 }
 
 fn run_dense(args: &EvalArgs, mut data: DenseSource) -> Result<()> {
+    if args.ece_compat.is_some() || args.extra {
+        bail!(
+            "{}: --ece-compat and --extra take classification scores (N x C), not dense ones",
+            data.source()
+        );
+    }
     if args.probs {
         bail!(
             "{}: --probs is not supported for dense (segmentation) inputs; pass logits",
@@ -720,7 +935,7 @@ fn run_dense(args: &EvalArgs, mut data: DenseSource) -> Result<()> {
     let mut acc = SegmentationAccumulator::new(
         c,
         SegmentationOptions {
-            num_bins: args.num_bins,
+            num_bins: args.bins(),
             ignore_index: ignore,
             exclude_background: !args.include_background,
             global_adaptive: true,
@@ -761,7 +976,11 @@ fn run_dense(args: &EvalArgs, mut data: DenseSource) -> Result<()> {
     println!("{}", report.source);
     println!(
         "images {}  classes {}  ignore {:?}  bins {}  batch {}",
-        m.images, m.classes, report.ignore_index, args.num_bins, args.seg_batch
+        m.images,
+        m.classes,
+        report.ignore_index,
+        args.bins(),
+        args.seg_batch
     );
     println!();
     let rows = vec![

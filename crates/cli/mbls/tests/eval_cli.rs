@@ -353,3 +353,124 @@ fn dense_generated_data_with_ignore_pixels() {
     );
     fails_with(&[&lp, &ybad], "label 7");
 }
+
+/// `--ece-compat all --extra` through the binary on the inputs of the metrics crate's
+/// parity file: the numbers are those the libraries themselves reported.
+#[test]
+fn other_libraries_conventions_through_the_cli() {
+    let path = repo().join("crates/plain/mbls-metrics/tests/data/compat_parity.json");
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let c = &d["cases"]["multiclass"];
+    let rows = c["probs"].as_array().unwrap();
+    let k = rows[0].as_array().unwrap().len();
+    let probs: Vec<f32> = rows
+        .iter()
+        .flat_map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+        })
+        .collect();
+    let labels: Vec<i64> = c["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let z = dir.path().join("probs.npz");
+    let p = NpyArray::new(vec![labels.len(), k], NpyData::F32(probs)).unwrap();
+    let y = NpyArray::new(vec![labels.len()], NpyData::I64(labels)).unwrap();
+    write_npz(&z, &[("logits", &p), ("labels", &y)]).unwrap();
+    let z = z.to_str().unwrap();
+    let f = |v: &serde_json::Value| v.as_f64().unwrap();
+    let close = |what: &str, a: f64, b: f64| assert!((a - b).abs() <= 1e-6, "{what}: {a} vs {b}");
+
+    for bins in ["10", "15"] {
+        let v = json(&[z, "--probs", "--ece-compat", "all", "--bins", bins]);
+        let e = v["ece_compat"].as_array().unwrap();
+        assert_eq!(e.len(), 3);
+        let tm = &c["torchmetrics"];
+        close(
+            "torchmetrics l1",
+            f(&e[0]["ece"]),
+            f(&tm[format!("l1_{bins}")]),
+        );
+        close(
+            "torchmetrics l2",
+            f(&e[0]["l2"]),
+            f(&tm[format!("l2_{bins}")]),
+        );
+        close(
+            "torchmetrics max",
+            f(&e[0]["mce"]),
+            f(&tm[format!("max_{bins}")]),
+        );
+        let nc = &c["netcal"]["f32"];
+        close("netcal ece", f(&e[1]["ece"]), f(&nc[format!("ece_{bins}")]));
+        close("netcal ace", f(&e[1]["ace"]), f(&nc[format!("ace_{bins}")]));
+        close("netcal mce", f(&e[1]["mce"]), f(&nc[format!("mce_{bins}")]));
+        close(
+            "netcal em",
+            f(&e[1]["ece_equal_mass"]),
+            f(&nc[format!("ece_equal_mass_{bins}")]),
+        );
+        let sk = &c["sklearn"];
+        close(
+            "sklearn uniform",
+            f(&e[2]["ece"]),
+            f(&sk[format!("uniform_{bins}")]["ece"]),
+        );
+        close(
+            "sklearn quantile",
+            f(&e[2]["ece_equal_mass"]),
+            f(&sk[format!("quantile_{bins}")]["ece"]),
+        );
+        assert_eq!(
+            e[0]["bins"].as_array().unwrap().len(),
+            bins.parse::<usize>().unwrap() + 1
+        );
+    }
+    // library defaults without --bins: 15, 10, 5
+    let v = json(&[z, "--probs", "--ece-compat", "netcal,sklearn,torchmetrics"]);
+    let e = v["ece_compat"].as_array().unwrap();
+    let nb: Vec<u64> = e.iter().map(|x| x["num_bins"].as_u64().unwrap()).collect();
+    assert_eq!(nb, [10, 5, 15]);
+    close(
+        "sklearn default",
+        f(&e[1]["ece"]),
+        f(&c["sklearn"]["uniform_5"]["ece"]),
+    );
+
+    let v = json(&[z, "--probs", "--extra"]);
+    let x = &v["extra"];
+    close(
+        "smece",
+        f(&x["top_label"]["smece"]),
+        f(&c["relplot"]["smece"]),
+    );
+    close("ks", f(&x["top_label"]["ks"]), f(&c["ks"]["tie_ends"]));
+    let uc = &c["uncertainty_calibration"];
+    close(
+        "l2 top",
+        f(&x["top_label"]["l2_debiased"]),
+        f(&uc["top_label"]["p2_debiased"]),
+    );
+    close(
+        "l2 marginal",
+        f(&x["classwise"]["l2_debiased"]),
+        f(&uc["marginal"]["p2_debiased"]),
+    );
+    // the default report is unchanged by the new options
+    let plain = json(&[z, "--probs"]);
+    assert!(plain.get("ece_compat").is_none() && plain.get("extra").is_none());
+    assert_eq!(plain["metrics"], v["metrics"]);
+
+    fails_with(
+        &[z, "--probs", "--ece-compat", "torchmetric"],
+        "did you mean \"torchmetrics\"",
+    );
+    fails_with(&[z, "--probs", "--ece-compat", ","], "--ece-compat");
+}

@@ -660,6 +660,30 @@ pub fn evaluate(
     acc.finish()
 }
 
+/// The probabilities of row-major `N x classes` scores: the softmax of logits in the
+/// reference's order (`exp(x - max)`, multiplied by `1 / sum`, as [`evaluate`] computes the
+/// confidences), or the probabilities themselves. Call it on validated scores.
+pub fn probabilities(scores: &[f32], classes: usize, kind: ScoreKind) -> Vec<f32> {
+    match kind {
+        ScoreKind::Probabilities => scores.to_vec(),
+        ScoreKind::Logits => {
+            let mut out = vec![0f32; scores.len()];
+            for (o, row) in out
+                .chunks_exact_mut(classes)
+                .zip(scores.chunks_exact(classes))
+            {
+                let top = fastmath::max_min_sum(row).0;
+                for (e, &x) in o.iter_mut().zip(row) {
+                    *e = fastmath::exp(x - top);
+                }
+                let inv = 1.0f32 / fastmath::max_min_sum(o).2;
+                o.iter_mut().for_each(|e| *e *= inv);
+            }
+            out
+        }
+    }
+}
+
 /// `a - b` as float32 arithmetic gives it (the reference's convention), or exactly in f64
 /// where the float32 difference of two finite values overflows.
 fn wide_diff(a: f32, b: f32) -> f64 {

@@ -213,7 +213,9 @@ pub fn ks_error(conf: &[f32], target: &[bool]) -> Result<f64, MetricError> {
         let i = i as usize;
         s += f64::from(u8::from(target[i])) - conf[i] as f64;
         // only at the end of a run of equal confidences: the order within ties is arbitrary
-        let last = order.get(j + 1).is_none_or(|&n| conf[n as usize] != conf[i]);
+        let last = order
+            .get(j + 1)
+            .is_none_or(|&n| conf[n as usize] != conf[i]);
         if last {
             best = best.max(s.abs());
         }

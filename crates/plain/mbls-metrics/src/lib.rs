@@ -33,7 +33,7 @@ pub use bootstrap::{BootstrapOptions, BootstrapResult, Interval, MAX_REPLICATES,
 pub use calibrate::{Calibrated, Calibrator, FitOptions, Method as CalibrationMethod};
 pub use classify::{
     BinStat, ClassificationAccumulator, ClassificationMetrics, ClassificationOptions, LogitStats,
-    ScoreKind, evaluate,
+    ScoreKind, evaluate, probabilities,
 };
 pub use error::MetricError;
 pub use segment::{SegmentationAccumulator, SegmentationMetrics, SegmentationOptions};
