@@ -328,7 +328,7 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
     assert!(err.contains("matrix"), "closest name suggested: {err}");
     // labels out of range, NaN logits
     let y = NpyArray::new(vec![4], NpyData::I64(vec![0, 1, 2, 3])).unwrap();
-    write_npz(&t.join("range.npz"), &[("logits", &l), ("labels", &y)]).unwrap();
+    write_npz(t.join("range.npz"), &[("logits", &l), ("labels", &y)]).unwrap();
     common::fails(
         "calibrate",
         &[
@@ -348,7 +348,7 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
     )
     .unwrap();
     let y = NpyArray::new(vec![3], NpyData::I64(vec![0, 1, 2])).unwrap();
-    write_npz(&t.join("nan.npz"), &[("logits", &l), ("labels", &y)]).unwrap();
+    write_npz(t.join("nan.npz"), &[("logits", &l), ("labels", &y)]).unwrap();
     common::fails(
         "calibrate",
         &[
