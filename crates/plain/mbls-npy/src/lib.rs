@@ -870,6 +870,8 @@ pub struct NpyStream<R: Read> {
     shape: Vec<usize>,
     remaining: usize,
     context: String,
+    /// `(member, archive)` when reading an `.npz` member, to report a CRC-32 mismatch.
+    member: Option<(String, String)>,
 }
 
 impl NpyStream<BufReader<File>> {
@@ -901,7 +903,31 @@ impl<R: Read> NpyStream<R> {
             shape: h.shape,
             remaining: n,
             context,
+            member: None,
         })
+    }
+
+    /// The error to return for `e`: a CRC-32 mismatch of the member being read when the zip
+    /// reader reported one, else `e` within this stream's context.
+    fn fail(&self, e: NpyError) -> NpyError {
+        let crc = matches!(&e, NpyError::Stream(io) if is_crc_error(io));
+        match (&self.member, crc) {
+            (Some((member, archive)), true) => NpyError::CrcMismatch {
+                member: member.clone(),
+                archive: archive.clone(),
+            },
+            _ => e.within(self.context.clone()),
+        }
+    }
+
+    /// Reads what follows the array to the end of the input (bytes after the array are
+    /// ignored, as NumPy does): for an `.npz` member this is where the zip reader checks the
+    /// member's CRC-32, so call it after the last chunk to know the data was intact.
+    pub fn finish(mut self) -> Result<(), NpyError> {
+        match std::io::copy(&mut self.r, &mut std::io::sink()) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.fail(NpyError::Stream(e))),
+        }
     }
 
     /// The array's shape.
@@ -930,7 +956,7 @@ impl<R: Read> NpyStream<R> {
                     let total = self.remaining;
                     let nbytes = (total * self.dtype.size()) as u64;
                     let data = read_data(&mut self.r, self.dtype, self.big_endian, total, nbytes)
-                        .map_err(|e| e.within(self.context.clone()))?;
+                        .map_err(|e| self.fail(e))?;
                     let arr = NpyArray {
                         shape: self.shape.clone(),
                         data,
@@ -948,7 +974,7 @@ impl<R: Read> NpyStream<R> {
         }
         let nbytes = (n * self.dtype.size()) as u64;
         let data = read_data(&mut self.r, self.dtype, self.big_endian, n, nbytes)
-            .map_err(|e| e.within(self.context.clone()))?;
+            .map_err(|e| self.fail(e))?;
         self.remaining -= n;
         Ok(data)
     }
@@ -972,6 +998,15 @@ pub fn read_npz(path: impl AsRef<Path>) -> Result<BTreeMap<String, NpyArray>, Np
         out.insert(key, a);
     }
     Ok(out)
+}
+
+/// A member of an `.npz` archive being read (decompressed on the fly when deflated).
+pub struct ZipMember<'a>(Box<dyn Read + 'a>);
+
+impl Read for ZipMember<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
 }
 
 /// An open `.npz` archive, to read members by name.
@@ -1013,19 +1048,67 @@ impl<R: Read + Seek> Npz<R> {
         self.keys().iter().any(|k| k == key)
     }
 
-    /// Reads the array named `key`.
-    pub fn get(&mut self, key: &str) -> Result<NpyArray, NpyError> {
-        let name = if self.zip.index_for_name(&format!("{key}.npy")).is_some() {
-            format!("{key}.npy")
+    /// The member holding the array `key` (`key.npy`, or `key` itself).
+    fn member(&self, key: &str) -> Result<String, NpyError> {
+        if self.zip.index_for_name(&format!("{key}.npy")).is_some() {
+            Ok(format!("{key}.npy"))
         } else if self.zip.index_for_name(key).is_some() {
-            key.to_string()
+            Ok(key.to_string())
         } else {
-            return Err(NpyError::MissingKey {
+            Err(NpyError::MissingKey {
                 key: key.to_string(),
                 available: self.keys().join(", "),
             }
-            .within(self.context.clone()));
-        };
+            .within(self.context.clone()))
+        }
+    }
+
+    /// Opens the array named `key` to be read in chunks, stored and deflated members alike,
+    /// without holding it whole in memory. After the last chunk, [`NpyStream::finish`]
+    /// checks the member's CRC-32.
+    pub fn stream(&mut self, key: &str) -> Result<NpyStream<BufReader<ZipMember<'_>>>, NpyError> {
+        let name = self.member(key)?;
+        let ctx = format!("{}[{}]", self.context, key);
+        let archive = self.context.clone();
+        let f = self
+            .zip
+            .by_name(&name)
+            .map_err(|e| NpyError::Zip(e.to_string()).within(ctx.clone()))?;
+        let size = f.size();
+        let mut r = BufReader::with_capacity(1 << 20, ZipMember(Box::new(f)));
+        match read_header(&mut r, Some(size)) {
+            Ok((h, n, _)) => Ok(NpyStream {
+                r,
+                dtype: h.dtype,
+                big_endian: h.big_endian,
+                fortran: h.fortran && h.shape.len() > 1,
+                whole: None,
+                offset: 0,
+                shape: h.shape,
+                remaining: n,
+                context: ctx,
+                member: Some((name, archive)),
+            }),
+            Err(e) => {
+                // a corrupt member is reported as such, not by its symptom (as `get` does)
+                let tail = std::io::copy(&mut (&mut r).take(CRC_LOOKAHEAD), &mut std::io::sink());
+                let crc = matches!(&e, NpyError::Stream(io) if is_crc_error(io))
+                    || matches!(&tail, Err(io) if is_crc_error(io));
+                if crc {
+                    Err(NpyError::CrcMismatch {
+                        member: name,
+                        archive,
+                    })
+                } else {
+                    Err(e.within(ctx))
+                }
+            }
+        }
+    }
+
+    /// Reads the array named `key`.
+    pub fn get(&mut self, key: &str) -> Result<NpyArray, NpyError> {
+        let name = self.member(key)?;
         let ctx = format!("{}[{}]", self.context, key);
         let archive = self.context.clone();
         let mut f = self
@@ -1289,6 +1372,61 @@ mod tests {
             assert_eq!(npz.get("labels").unwrap(), l);
             assert!(read_npz(&z).is_err());
         }
+    }
+
+    #[test]
+    fn npz_members_stream_in_chunks_stored_and_deflated() {
+        let dir = tempfile::tempdir().unwrap();
+        let v: Vec<f32> = (0..3000).map(|i| (i as f32).sin()).collect();
+        let a = NpyArray::from_slice(&[1000, 3], &v).unwrap();
+        let l = NpyArray::from_slice(&[1000], &vec![1i64; 1000]).unwrap();
+        let stored = dir.path().join("s.npz");
+        write_npz(&stored, &[("logits", &a), ("labels", &l)]).unwrap();
+        // a deflated archive, as np.savez_compressed writes it
+        let deflated = dir.path().join("d.npz");
+        {
+            let mut zw = zip::ZipWriter::new(File::create(&deflated).unwrap());
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            for (name, arr) in [("logits.npy", &a), ("labels.npy", &l)] {
+                zw.start_file(name, opts).unwrap();
+                arr.write_to(&mut zw).unwrap();
+            }
+            zw.finish().unwrap();
+        }
+        for z in [&stored, &deflated] {
+            let mut npz = Npz::open(z).unwrap();
+            let mut st = npz.stream("logits").unwrap();
+            assert_eq!(st.shape(), &[1000, 3]);
+            assert_eq!(st.read_chunk(700).unwrap(), NpyData::F32(v[..700].to_vec()));
+            assert_eq!(
+                st.read_chunk(5000).unwrap(),
+                NpyData::F32(v[700..].to_vec())
+            );
+            st.finish().unwrap();
+            assert_eq!(npz.get("labels").unwrap(), l);
+            let err = npz.stream("probs").err().unwrap().to_string();
+            assert!(err.contains("'probs' not found"), "{err}");
+        }
+        // a flipped bit in the data: the stream reads it, then finish reports the CRC
+        let good = std::fs::read(&stored).unwrap();
+        let magic = good.windows(6).position(|w| w == MAGIC).unwrap();
+        let data = magic + good[magic..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        let mut bytes = good.clone();
+        bytes[data + 100] ^= 1;
+        std::fs::write(&stored, &bytes).unwrap();
+        let mut npz = Npz::open(&stored).unwrap();
+        let mut st = npz.stream("logits").unwrap();
+        st.read_chunk(3000).unwrap();
+        let err = st.finish().unwrap_err();
+        assert!(matches!(err, NpyError::CrcMismatch { .. }), "{err}");
+        // a flipped bit in the header text: reported as a CRC mismatch at open
+        let mut bytes = good.clone();
+        bytes[magic + 12] ^= 1;
+        std::fs::write(&stored, &bytes).unwrap();
+        let mut npz = Npz::open(&stored).unwrap();
+        let err = npz.stream("logits").err().unwrap();
+        assert!(matches!(err, NpyError::CrcMismatch { .. }), "{err}");
     }
 
     #[test]
