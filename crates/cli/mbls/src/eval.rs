@@ -1,13 +1,14 @@
 //! `mbls eval`: calibration report for saved logits.
 
 use crate::calibrate_cmd::InputKeys;
-use crate::input::{DenseSource, Loaded, load, open_dense_stream};
+use crate::input::{DenseSource, Loaded, Rows, load, open_dense_stream, with_rows};
 use crate::report::{f5, table};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use mbls_metrics::calibrate::{self, Calibrated, Calibrator, FitOptions};
 use mbls_metrics::compat::{self, CompatReport, Library};
 use mbls_metrics::estimators::{self, Errors};
+use mbls_metrics::ood::{OodReport, OodScores};
 use mbls_metrics::{
     BootstrapOptions, BootstrapResult, CalibrationMethod, ClassificationAccumulator,
     ClassificationMetrics, ClassificationOptions, ScoreKind, SegmentationAccumulator,
@@ -57,6 +58,11 @@ pub struct EvalArgs {
     /// calibration_curve 5) unless --bins is given.
     #[arg(long, value_name = "LIBS")]
     pub ece_compat: Option<String>,
+    /// Out-of-distribution logits (.npz member --logits-key, or .npy; labels not needed):
+    /// report how well the inputs' scores separate from them (AUROC, AUPR, FPR at 95% TPR,
+    /// by maximum probability and by normalised entropy).
+    #[arg(long, value_name = "FILE")]
+    pub ood: Option<PathBuf>,
     /// Also report the smooth ECE (relplot's), the debiased L2 ECE (Kumar et al., 15
     /// equal-mass bins) and the Kolmogorov-Smirnov calibration error, top-label and class-wise.
     #[arg(long)]
@@ -135,7 +141,17 @@ struct ClassificationReport {
     ece_compat: Vec<CompatEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]
     extra: Option<ExtraReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ood: Option<OodEntry>,
     plots: Vec<PathBuf>,
+}
+
+/// OOD detection against `--ood`.
+#[derive(Serialize)]
+struct OodEntry {
+    source: String,
+    #[serde(flatten)]
+    report: OodReport,
 }
 
 /// One library's ECE convention applied to these scores.
@@ -275,67 +291,31 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(stream) = open_dense_stream(&args.inputs)? {
         return run_dense(&args, stream);
     }
-    let data = load(&args.inputs, &args.logits_key, &args.labels_key)?;
-    if data.is_dense() {
-        return run_dense(&args, DenseSource::Memory(data));
-    }
     let kind = if args.probs {
         ScoreKind::Probabilities
     } else {
         ScoreKind::Logits
     };
-    let c = data.classes();
-    let source = data.source.clone();
-    let (scores, labels, ignored) = drop_ignored(data, args.ignore_index);
-    if labels.is_empty() {
-        bail!("{source}: every sample has the ignore label");
-    }
-    let opts = ClassificationOptions {
-        num_bins: args.bins(),
-        kind,
-        keep_samples: args.bootstrap.is_some(),
-        keep_confidences: true,
-    };
-    let mut acc = ClassificationAccumulator::new(c, opts.clone())?;
-    acc.update(&scores, &labels)
-        .with_context(|| source.clone())?;
-    let metrics = acc.finish()?;
-    let boot = match args.bootstrap {
-        Some(reps) => Some(bootstrap(
-            &acc,
-            &BootstrapOptions {
-                replicates: reps,
-                seed: args.seed,
-                level: args.level,
-            },
-        )?),
-        None => None,
-    };
-    let mut ece_compat = Vec::new();
-    let mut extra = None;
-    if !compat_libs.is_empty() || args.extra {
-        let store = acc.confidences();
-        let (conf, hit): (Vec<f32>, Vec<bool>) = (0..store.len()).map(|i| store.get(i)).unzip();
-        let probs = mbls_metrics::probabilities(&scores, c, kind);
-        ece_compat = compat_entries(
-            &compat_libs,
-            args.num_bins,
-            (&conf, &hit),
-            &probs,
-            &labels,
-            c,
-        )?;
-        if args.extra {
-            extra = Some(ExtraReport {
-                top_label: estimators::errors(&conf, &hit)?,
-                classwise: estimators::classwise_errors(&probs, &labels, c)?,
-            });
-        }
-    }
-    drop(acc);
-    let temperature = match args.temperature {
-        Some(method) => Some(fit_and_apply(&args, method, c, &scores, &labels)?),
-        None => None,
+    let streamed = with_rows(
+        &args.inputs,
+        &args.logits_key,
+        Some(&args.labels_key),
+        |rows| classify(&args, &compat_libs, kind, rows),
+    )?;
+    let Some(Classified {
+        source,
+        ignored,
+        metrics,
+        bootstrap: boot,
+        temperature,
+        ece_compat,
+        extra,
+        ood,
+    }) = streamed
+    else {
+        // dense scores in an .npz: in memory
+        let data = load(&args.inputs, &args.logits_key, &args.labels_key)?;
+        return run_dense(&args, DenseSource::Memory(data));
     };
     let mut plots = Vec::new();
     if let Some(dir) = &args.plot {
@@ -364,6 +344,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         temperature,
         ece_compat,
         extra,
+        ood,
         plots,
     };
     if args.json {
@@ -401,13 +382,184 @@ fn drop_ignored(data: Loaded, ignore: Option<i64>) -> (Vec<f32>, Vec<i64>, u64) 
     (s, l, ignored)
 }
 
-fn fit_and_apply(
+/// What [`classify`] measured on the streamed test scores.
+struct Classified {
+    source: String,
+    ignored: u64,
+    metrics: ClassificationMetrics,
+    bootstrap: Option<BootstrapResult>,
+    temperature: Option<TemperatureReport>,
+    ece_compat: Vec<CompatEntry>,
+    extra: Option<ExtraReport>,
+    ood: Option<OodEntry>,
+}
+
+/// Drops the rows of `scores` (`classes` wide) whose label is `ignore`; returns how many.
+fn drop_rows(scores: &mut Vec<f32>, labels: &mut Vec<i64>, classes: usize, ignore: i64) -> u64 {
+    if !labels.contains(&ignore) {
+        return 0;
+    }
+    let mut kept = 0;
+    for i in 0..labels.len() {
+        if labels[i] != ignore {
+            scores.copy_within(i * classes..(i + 1) * classes, kept * classes);
+            labels[kept] = labels[i];
+            kept += 1;
+        }
+    }
+    let dropped = (labels.len() - kept) as u64;
+    scores.truncate(kept * classes);
+    labels.truncate(kept);
+    dropped
+}
+
+/// Every classification metric `mbls eval` reports, from the test scores read a chunk at a
+/// time: memory holds per-sample confidences (and, with --bootstrap, per-sample NLL), never
+/// the logits, except for --ece-compat and --extra, whose class-wise estimators need every
+/// probability.
+fn classify(
+    args: &EvalArgs,
+    libs: &[Library],
+    kind: ScoreKind,
+    rows: &mut Rows<'_>,
+) -> Result<Classified> {
+    let c = rows.classes();
+    let source = rows.source().to_string();
+    let opts = ClassificationOptions {
+        num_bins: args.bins(),
+        kind,
+        keep_samples: args.bootstrap.is_some(),
+        keep_confidences: true,
+    };
+    let mut acc = ClassificationAccumulator::new(c, opts)?;
+    // the temperature is fitted on --val before the test scores are read
+    let fit = match args.temperature {
+        Some(method) => Some(fit_temperature(args, method, c)?),
+        None => None,
+    };
+    let mut acc_ts = match &fit {
+        Some(_) => Some(ClassificationAccumulator::new(
+            c,
+            ClassificationOptions {
+                num_bins: args.bins(),
+                ..Default::default()
+            },
+        )?),
+        None => None,
+    };
+    let keep_probs = !libs.is_empty() || args.extra;
+    let (mut probs, mut kept) = (Vec::new(), Vec::new());
+    let mut ood_in = args.ood.as_ref().map(|_| OodScores::default());
+    let mut ignored = 0u64;
+    while let Some((mut s, mut y)) = rows.next_chunk()? {
+        if let Some(ig) = args.ignore_index {
+            ignored += drop_rows(&mut s, &mut y, c, ig);
+        }
+        if y.is_empty() {
+            continue;
+        }
+        acc.update(&s, &y).with_context(|| source.clone())?;
+        if let (Some(a), Some((t, ..))) = (&mut acc_ts, &fit) {
+            a.update(&scale_logits(&s, *t), &y)?;
+        }
+        if let Some(o) = &mut ood_in {
+            o.update(&s, c, kind, "in-distribution scores")?;
+        }
+        if keep_probs {
+            probs.extend(mbls_metrics::probabilities(&s, c, kind));
+            kept.extend_from_slice(&y);
+        }
+    }
+    if acc.samples() == 0 {
+        bail!("{source}: every sample has the ignore label");
+    }
+    let metrics = acc.finish()?;
+    let bootstrap = match args.bootstrap {
+        Some(reps) => Some(bootstrap(
+            &acc,
+            &BootstrapOptions {
+                replicates: reps,
+                seed: args.seed,
+                level: args.level,
+            },
+        )?),
+        None => None,
+    };
+    let mut ece_compat = Vec::new();
+    let mut extra = None;
+    if keep_probs {
+        let store = acc.confidences();
+        let (conf, hit): (Vec<f32>, Vec<bool>) = (0..store.len()).map(|i| store.get(i)).unzip();
+        ece_compat = compat_entries(libs, args.num_bins, (&conf, &hit), &probs, &kept, c)?;
+        if args.extra {
+            extra = Some(ExtraReport {
+                top_label: estimators::errors(&conf, &hit)?,
+                classwise: estimators::classwise_errors(&probs, &kept, c)?,
+            });
+        }
+    }
+    let ood = match (&args.ood, &ood_in) {
+        (Some(path), Some(inside)) => {
+            let out = with_rows(std::slice::from_ref(path), &args.logits_key, None, |o| {
+                if o.classes() != c {
+                    bail!(
+                        "{}: the OOD logits have {} classes but {source} has {c}",
+                        o.source(),
+                        o.classes()
+                    );
+                }
+                let mut outside = OodScores::default();
+                while let Some((s, _)) = o.next_chunk()? {
+                    outside
+                        .update(&s, c, kind, "out-of-distribution scores")
+                        .with_context(|| o.source().to_string())?;
+                }
+                Ok(outside)
+            })?
+            .ok_or_else(|| anyhow::anyhow!("{}: OOD scores must be N x C", path.display()))?;
+            Some(OodEntry {
+                source: path.display().to_string(),
+                report: mbls_metrics::ood::report(inside, &out)?,
+            })
+        }
+        _ => None,
+    };
+    let temperature = match (fit, acc_ts) {
+        (Some((t, method, before, vafter)), Some(a)) => Some(TemperatureReport {
+            method,
+            temperature: t,
+            val_samples: before.samples,
+            val_ece_before: before.ece,
+            val_nll_before: before.nll,
+            val_ece_after: vafter.ece,
+            val_nll_after: vafter.nll,
+            after: a.finish()?,
+        }),
+        _ => None,
+    };
+    Ok(Classified {
+        source,
+        ignored,
+        metrics,
+        bootstrap,
+        temperature,
+        ece_compat,
+        extra,
+        ood,
+    })
+}
+
+/// Fits the temperature on --val: `(T, method, val metrics before, val metrics after)`.
+fn fit_temperature(
     args: &EvalArgs,
     method: TempMethod,
     classes: usize,
-    scores: &[f32],
-    labels: &[i64],
-) -> Result<TemperatureReport> {
+) -> Result<(
+    f64,
+    TempMethod,
+    ClassificationMetrics,
+    ClassificationMetrics,
+)> {
     if args.probs {
         bail!("--temperature needs logits, not probabilities (--probs)");
     }
@@ -443,25 +595,7 @@ fn fit_and_apply(
         TempMethod::Nll => fit_temperature_nll(&vs, &vl, classes)?.temperature,
     };
     let vafter = mbls_metrics::evaluate(&scale_logits(&vs, t), &vl, classes, vopts)?;
-    let after = mbls_metrics::evaluate(
-        &scale_logits(scores, t),
-        labels,
-        classes,
-        ClassificationOptions {
-            num_bins: args.bins(),
-            ..Default::default()
-        },
-    )?;
-    Ok(TemperatureReport {
-        method,
-        temperature: t,
-        val_samples: before.samples,
-        val_ece_before: before.ece,
-        val_nll_before: before.nll,
-        val_ece_after: vafter.ece,
-        val_nll_after: vafter.nll,
-        after,
-    })
+    Ok((t, method, before, vafter))
 }
 
 /// Logits and labels of a classification set, ready for a calibrator: ignored labels
@@ -895,15 +1029,42 @@ fn print_classification(r: &ClassificationReport, args: &EvalArgs) {
         .collect::<Vec<_>>();
         print!("{}", table(&["error", "top-label", "class-wise"], &rows));
     }
+    if let Some(o) = &r.ood {
+        println!();
+        println!(
+            "OOD detection: {} in-distribution vs {} samples of {}",
+            o.report.samples_in, o.report.samples_out, o.source
+        );
+        let row = |name: &str, d: &mbls_metrics::ood::Detection| {
+            vec![
+                name.to_string(),
+                f5(d.auroc),
+                f5(d.aupr_in),
+                f5(d.aupr_out),
+                f5(d.fpr_at_95_tpr),
+            ]
+        };
+        let rows = [
+            row("max probability", &o.report.max_confidence),
+            row("entropy", &o.report.entropy),
+        ];
+        print!(
+            "{}",
+            table(
+                &["score", "auroc", "aupr_in", "aupr_out", "fpr@95tpr"],
+                &rows
+            )
+        );
+    }
     for p in &r.plots {
         println!("wrote {}", p.display());
     }
 }
 
 fn run_dense(args: &EvalArgs, mut data: DenseSource) -> Result<()> {
-    if args.ece_compat.is_some() || args.extra {
+    if args.ece_compat.is_some() || args.extra || args.ood.is_some() {
         bail!(
-            "{}: --ece-compat and --extra take classification scores (N x C), not dense ones",
+            "{}: --ece-compat, --extra and --ood take classification scores (N x C), not dense ones",
             data.source()
         );
     }

@@ -1,7 +1,7 @@
 //! Loading logits and labels from `.npz` or `.npy` files, with clear errors.
 
 use anyhow::{Context, Result, bail};
-use mbls_npy::{DType, NpyArray, NpyStream, Npz};
+use mbls_npy::{DType, NpyArray, NpyData, NpyError, NpyStream, Npz, ZipMember};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -264,4 +264,203 @@ pub fn open_dense_stream(paths: &[PathBuf]) -> Result<Option<DenseSource>> {
         logits,
         labels,
     }))
+}
+
+/// Bytes of scores read per chunk by [`with_rows`]: small beside any input worth streaming,
+/// large enough that per-chunk work is amortised.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// An `.npy` stream over a file or over an `.npz` member.
+enum ArrayStream<'a> {
+    File(NpyStream<BufReader<File>>),
+    Member(NpyStream<BufReader<ZipMember<'a>>>),
+}
+
+impl ArrayStream<'_> {
+    fn shape(&self) -> &[usize] {
+        match self {
+            ArrayStream::File(s) => s.shape(),
+            ArrayStream::Member(s) => s.shape(),
+        }
+    }
+    fn dtype(&self) -> DType {
+        match self {
+            ArrayStream::File(s) => s.dtype(),
+            ArrayStream::Member(s) => s.dtype(),
+        }
+    }
+    fn read_chunk(&mut self, n: usize) -> Result<NpyData, NpyError> {
+        match self {
+            ArrayStream::File(s) => s.read_chunk(n),
+            ArrayStream::Member(s) => s.read_chunk(n),
+        }
+    }
+    fn finish(self) -> Result<(), NpyError> {
+        match self {
+            ArrayStream::File(s) => s.finish(),
+            ArrayStream::Member(s) => s.finish(),
+        }
+    }
+}
+
+/// Labels of streamed rows: read whole from an `.npz` (8 bytes a sample) or streamed from
+/// their own `.npy` file.
+enum RowLabels {
+    Memory(Vec<i64>, usize),
+    Stream(NpyStream<BufReader<File>>),
+}
+
+/// `N x C` classification scores (and their labels, when asked for) read a chunk of rows at
+/// a time, so that memory does not grow with the input.
+pub struct Rows<'a> {
+    source: String,
+    rows: usize,
+    classes: usize,
+    done: usize,
+    logits: ArrayStream<'a>,
+    labels: Option<RowLabels>,
+}
+
+impl Rows<'_> {
+    /// Where the rows come from, for messages.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Number of classes (C).
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// Rows read per chunk: about 4 MiB of scores.
+    pub fn chunk_rows(&self) -> usize {
+        (CHUNK_BYTES / (4 * self.classes)).max(1)
+    }
+
+    /// The next rows (at most [`Rows::chunk_rows`]) as row-major float32 scores and their
+    /// labels (empty when the rows were opened without labels); `None` after the last.
+    pub fn next_chunk(&mut self) -> Result<Option<(Vec<f32>, Vec<i64>)>> {
+        let n = self.chunk_rows().min(self.rows - self.done);
+        if n == 0 {
+            return Ok(None);
+        }
+        let source = &self.source;
+        let x = self.logits.read_chunk(n * self.classes)?;
+        let x = NpyArray::new(vec![n * self.classes], x)?
+            .into_f32()
+            .map_err(|_| anyhow::anyhow!("{source}: logits are not floating point"))?;
+        let y = match &mut self.labels {
+            None => Vec::new(),
+            Some(RowLabels::Memory(all, at)) => {
+                let y = all[*at..*at + n].to_vec();
+                *at += n;
+                y
+            }
+            Some(RowLabels::Stream(st)) => NpyArray::new(vec![n], st.read_chunk(n)?)?
+                .to_i64()
+                .with_context(|| format!("{source}: labels do not fit in int64"))?,
+        };
+        self.done += n;
+        Ok(Some((x, y)))
+    }
+
+    /// Checks what follows the data (an `.npz` member's CRC-32 among it).
+    fn finish(self) -> Result<()> {
+        self.logits.finish()?;
+        if let Some(RowLabels::Stream(st)) = self.labels {
+            st.finish()?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens `paths` as streamed classification rows and runs `f` on them: one `.npz` (members
+/// `logits_key` and, when given, `labels_key`; stored or deflated), two `.npy` files
+/// (scores, labels), or with `labels_key` `None` one `.npy` or `.npz` of scores alone.
+/// Returns `None` without calling `f` when the scores are dense (`N x C x ...`) and labels
+/// were asked for (dense inputs have their own path); without labels they are refused.
+/// After `f`, the rest of each input is read, so that a corrupt `.npz` member is reported
+/// even when its data parsed.
+pub fn with_rows<T>(
+    paths: &[PathBuf],
+    logits_key: &str,
+    labels_key: Option<&str>,
+    f: impl FnOnce(&mut Rows<'_>) -> Result<T>,
+) -> Result<Option<T>> {
+    let mut npz;
+    let (logits, labels, source) = match (paths, labels_key) {
+        ([p], _) if is_npz(p) => {
+            npz = Npz::open(p)?;
+            let labels = match labels_key {
+                Some(key) => Some(npz.get(key)?),
+                None => None,
+            };
+            let logits = ArrayStream::Member(npz.stream(logits_key)?);
+            (logits, labels.map(Ok), p.display().to_string())
+        }
+        ([p], None) => (
+            ArrayStream::File(NpyStream::open(p)?),
+            None,
+            p.display().to_string(),
+        ),
+        ([p], Some(labels_key)) => bail!(
+            "{}: a single input must be an .npz archive with '{logits_key}' and '{labels_key}'; \
+             for .npy files give two paths: LOGITS.npy LABELS.npy",
+            p.display()
+        ),
+        ([s, l], Some(_)) => (
+            ArrayStream::File(NpyStream::open(s)?),
+            Some(Err(NpyStream::open(l)?)),
+            format!("{} + {}", s.display(), l.display()),
+        ),
+        _ => bail!(
+            "expected one .npz file or two .npy files (logits, labels), got {}",
+            paths.len()
+        ),
+    };
+    let shape = logits.shape().to_vec();
+    let labels = match labels {
+        Some(l) => {
+            let (ldt, lshape) = match &l {
+                Ok(a) => (a.dtype(), a.shape.clone()),
+                Err(st) => (st.dtype(), st.shape().to_vec()),
+            };
+            if shape.len() > 2 {
+                return Ok(None);
+            }
+            check_meta(&source, logits.dtype(), ldt, &shape, &lshape)?;
+            Some(match l {
+                Ok(a) => RowLabels::Memory(
+                    a.to_i64()
+                        .with_context(|| format!("{source}: labels do not fit in int64"))?,
+                    0,
+                ),
+                Err(st) => RowLabels::Stream(st),
+            })
+        }
+        None => {
+            if !matches!(logits.dtype(), DType::F32 | DType::F64) {
+                bail!(
+                    "{source}: logits must be float32 or float64, found {}",
+                    logits.dtype().name()
+                );
+            }
+            check_logits_shape(&source, &shape, 2)?;
+            if shape.len() != 2 {
+                bail!("{source}: expected N x C classification logits, found shape {shape:?}");
+            }
+            None
+        }
+    };
+    let mut rows = Rows {
+        source,
+        rows: shape[0],
+        classes: shape[1],
+        done: 0,
+        logits,
+        labels,
+    };
+    let out = f(&mut rows)?;
+    rows.finish()?;
+    Ok(Some(out))
 }

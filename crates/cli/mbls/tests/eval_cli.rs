@@ -474,3 +474,71 @@ fn other_libraries_conventions_through_the_cli() {
     );
     fails_with(&[z, "--probs", "--ece-compat", ","], "--ece-compat");
 }
+
+#[test]
+fn ood_detection_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // In-distribution: one class clearly ahead; OOD: flat logits. Perfectly separable by
+    // both scores, so every area is 1 and no OOD sample passes at 95% TPR.
+    let (n_in, n_out, k) = (300, 200, 5);
+    let mut zin = Vec::new();
+    let mut yin = Vec::new();
+    for i in 0..n_in {
+        for j in 0..k {
+            zin.push(if j == i % k {
+                6.0 + (i % 7) as f32 * 0.1
+            } else {
+                0.0
+            });
+        }
+        yin.push((i % k) as i64);
+    }
+    let zout: Vec<f32> = (0..n_out * k)
+        .map(|i| ((i * 37) % 11) as f32 * 0.05)
+        .collect();
+    let inp = d.join("in.npz");
+    let zi = NpyArray::new(vec![n_in, k], NpyData::F32(zin)).unwrap();
+    let yi = NpyArray::new(vec![n_in], NpyData::I64(yin)).unwrap();
+    write_npz(&inp, &[("logits", &zi), ("labels", &yi)]).unwrap();
+    let inp = inp.to_str().unwrap();
+    let outp = write(d, "out.npy", &[n_out, k], NpyData::F32(zout.clone()));
+    let v = json(&[inp, "--ood", &outp]);
+    let o = &v["ood"];
+    assert_eq!(o["samples_in"], n_in);
+    assert_eq!(o["samples_out"], n_out);
+    for score in ["max_confidence", "entropy"] {
+        let s = &o[score];
+        for key in ["auroc", "aupr_in", "aupr_out"] {
+            assert_eq!(s[key].as_f64().unwrap(), 1.0, "{score} {key}: {s}");
+        }
+        assert_eq!(s["fpr_at_95_tpr"].as_f64().unwrap(), 0.0, "{score}: {s}");
+    }
+    // The same set against itself: nothing to separate, AUROC one half, every OOD sample
+    // passes at 95% TPR.
+    let outz = d.join("out.npz");
+    let zo = NpyArray::new(vec![n_in, k], NpyData::F32(zi.clone().into_f32().unwrap())).unwrap();
+    write_npz(&outz, &[("logits", &zo)]).unwrap();
+    let v = json(&[inp, "--ood", outz.to_str().unwrap()]);
+    let s = &v["ood"]["max_confidence"];
+    assert!((s["auroc"].as_f64().unwrap() - 0.5).abs() < 1e-12, "{s}");
+    assert!(s["fpr_at_95_tpr"].as_f64().unwrap() >= 0.95, "{s}");
+    // Printed table.
+    let text = common::ok("eval", &[inp, "--ood", &outp]);
+    assert!(
+        text.contains("OOD detection: 300 in-distribution vs 200 samples"),
+        "{text}"
+    );
+    assert!(text.contains("fpr@95tpr"), "{text}");
+
+    // Bad input: another class count, a missing file, labels-only member, dense inputs.
+    let other = write(d, "o3.npy", &[4, 3], NpyData::F32(vec![0.0; 12]));
+    fails_with(&[inp, "--ood", &other], "the OOD logits have 3 classes");
+    let missing = d.join("nope.npy");
+    fails_with(&[inp, "--ood", missing.to_str().unwrap()], "nope.npy");
+    let ints = write(d, "ints.npy", &[4, 5], NpyData::I64(vec![0; 20]));
+    fails_with(&[inp, "--ood", &ints], "float32 or float64");
+    let dense = write(d, "dense.npy", &[2, 5, 3, 3], NpyData::F32(vec![0.0; 90]));
+    let dlab = write(d, "dlab.npy", &[2, 3, 3], NpyData::I64(vec![0; 18]));
+    fails_with(&[&dense, &dlab, "--ood", &outp], "not dense ones");
+}

@@ -24,6 +24,7 @@ pub mod classify;
 pub mod compat;
 pub mod error;
 pub mod estimators;
+pub mod ood;
 pub mod segment;
 pub mod temperature;
 
