@@ -656,3 +656,163 @@ fn a_corrupt_image_mid_run_and_a_checkpoint_of_another_model_are_named() {
     let err = common::fails("test", &a, "best");
     assert!(err.contains(run.to_str().unwrap()), "{err}");
 }
+
+/// `root/{train,test}/noise{c}/NN.png`: 3 classes of 32x32 images of seeded noise, unlike
+/// anything of [`dataset`]: the out-of-distribution set of `task=ood`.
+fn noise_images(root: &Path, per_class: usize) {
+    use image::{ImageBuffer, Rgb, RgbImage};
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for split in ["train", "test"] {
+        for c in 0..3usize {
+            let d = root.join(split).join(format!("noise{c}"));
+            std::fs::create_dir_all(&d).unwrap();
+            for i in 0..per_class {
+                let im: RgbImage = ImageBuffer::from_fn(32, 32, |_, _| {
+                    let mut px = [0u8; 3];
+                    for p in &mut px {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        *p = (state >> 56) as u8;
+                    }
+                    Rgb(px)
+                });
+                im.save(d.join(format!("{i:02}.png"))).unwrap();
+            }
+        }
+    }
+}
+
+fn summary_file(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn test_with_a_post_hoc_calibrator_and_ood_detection() {
+    // Half of the 160 training images for validation, so that the calibrator sees every class.
+    let tmp = tempfile::tempdir().unwrap();
+    let f = Fixture {
+        data: tmp.path().join("data"),
+        root: tmp.path().to_path_buf(),
+        _tmp: tmp,
+    };
+    common::class_images(&f.data, 16, 2);
+    let base_args = |data: &Path, run: &Path, epochs: u32| {
+        let mut a = base_args(data, run, epochs);
+        a.push("data.val_split=0.5".into());
+        a
+    };
+    let run = f.root.join("run");
+    train(&base_args(&f.data, &run, 1));
+    let ood = f.root.join("ood");
+    noise_images(&ood, 5);
+
+    // calibrate.method: matrix scaling fitted on the validation split for TestPT, saved as a
+    // calibrator file that mbls eval applies to the saved test logits.
+    let mut a = base_args(&f.data, &run, 1);
+    a.extend([
+        "test.post_temperature=true".to_string(),
+        "test.save_logits=true".to_string(),
+        "calibrate.method=matrix".to_string(),
+    ]);
+    let out = common::ok("test", &a);
+    assert!(out.contains("post-hoc calibrator matrix"), "{out}");
+    let s = summary_file(&run.join("best_test_summary.json"));
+    assert_eq!(s["calibrator"]["method"], "matrix", "{s}");
+    assert!(s["temperature"].is_null(), "{s}");
+    let cal = PathBuf::from(s["calibrator"]["file"].as_str().unwrap());
+    assert!(cal.is_file(), "{}", cal.display());
+    let e = common::json(
+        "eval",
+        &[
+            run.join("best_logits.npz").to_str().unwrap(),
+            "--calibrator",
+            cal.to_str().unwrap(),
+        ],
+    );
+    let pt = common::json("eval", &[run.join("best_logits_pt.npz").to_str().unwrap()]);
+    let ece = |v: &Value| {
+        v["metrics"]["ece"]
+            .as_f64()
+            .or_else(|| v["ece"].as_f64())
+            .unwrap_or_else(|| panic!("no ece in {v}"))
+    };
+    // The file's calibrator on the raw logits is TestPT (its log-probabilities saved).
+    let rows = e["rows"].as_array().unwrap();
+    assert_eq!(rows.last().unwrap()["method"], "matrix", "{e}");
+    let after = ece(rows.last().unwrap());
+    assert!((after - ece(&pt)).abs() < 1e-5, "{e}\n{pt}");
+
+    // task=ood: the noise images' test split against the test split, before and after the
+    // post-hoc temperature.
+    let mut a = base_args(&f.data, &run, 1);
+    a.extend([
+        "task=ood".to_string(),
+        "ood.name=folder".to_string(),
+        format!("ood.data_root={}", ood.display()),
+        "test.post_temperature=true".to_string(),
+        "test.save_logits=true".to_string(),
+    ]);
+    let out = common::ok("test", &a);
+    assert!(out.contains("OOD detection against"), "{out}");
+    let s = summary_file(&run.join("best_test_summary.json"));
+    for phase in ["test", "test_pt"] {
+        let r = &s["ood"][phase];
+        assert_eq!(r["samples_in"], 20, "{s}");
+        assert_eq!(r["samples_out"], 15, "{s}");
+        for score in ["entropy", "max_confidence"] {
+            for k in ["auroc", "aupr_in", "aupr_out", "fpr_at_95_tpr"] {
+                let v = r[score][k].as_f64().unwrap();
+                assert!((0.0..=1.0).contains(&v), "{phase} {score} {k} = {v}");
+            }
+        }
+    }
+    // The records of the run folder carry them (phases OOD and OODPT).
+    let (_, epochs) = metrics(&run);
+    let rec = epochs.iter().rev().find(|e| e["phase"] == "OOD").unwrap();
+    assert_eq!(
+        rec["auc_ent"].as_f64().unwrap(),
+        s["ood"]["test"]["entropy"]["auroc"].as_f64().unwrap()
+    );
+    assert!(epochs.iter().any(|e| e["phase"] == "OODPT"));
+    // mbls eval --ood on the saved logits gives the same numbers.
+    let e = common::json(
+        "eval",
+        &[
+            run.join("best_logits.npz").to_str().unwrap(),
+            "--ood",
+            run.join("best_ood_logits.npz").to_str().unwrap(),
+        ],
+    );
+    for score in ["entropy", "max_confidence"] {
+        for k in ["auroc", "aupr_in", "aupr_out", "fpr_at_95_tpr"] {
+            assert_eq!(
+                e["ood"][score][k], s["ood"]["test"][score][k],
+                "{score} {k}"
+            );
+        }
+    }
+
+    // What task=ood needs, and where it does not belong.
+    let mut a = base_args(&f.data, &run, 1);
+    a.push("task=ood".into());
+    common::fails("test", &a, "ood.name=NAME");
+    let mut a = base_args(&f.data, &run, 1);
+    a.push("ood.name=folder".into());
+    a.push(format!("ood.data_root={}", ood.display()));
+    common::fails("test", &a, "task=cv");
+    let mut a = base_args(&f.data, &run, 1);
+    a.extend([
+        "task=ood".to_string(),
+        "ood.name=folder".to_string(),
+        format!("ood.data_root={}", f.root.join("absent").display()),
+    ]);
+    common::fails("test", &a, "absent");
+    let mut a = base_args(&f.data, &f.root.join("run2"), 1);
+    a.push("task=ood".into());
+    common::fails("train", &a, "a task of `mbls test`");
+    a.push("ood.name=folder".into());
+    a.push(format!("ood.data_root={}", ood.display()));
+    common::fails("train", &a, "test task");
+    assert!(!f.root.join("run2").exists());
+}

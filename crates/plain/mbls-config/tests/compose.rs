@@ -111,7 +111,8 @@ fn defaults_compose() {
             "log_period",
             "train",
             "calibrate",
-            "test"
+            "test",
+            "ood"
         ]
     );
 }

@@ -27,7 +27,7 @@ pub mod task;
 pub mod tensorboard;
 mod trainer;
 
-pub use report::{PhaseResult, Summary, TemperatureResult};
+pub use report::{CalibratorResult, OodResult, PhaseResult, Summary, TemperatureResult};
 pub use runlog::RunFolder;
 pub use spec::RunSpec;
 pub use trainer::{RunOptions, test, train};

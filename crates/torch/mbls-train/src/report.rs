@@ -65,6 +65,28 @@ pub struct TemperatureResult {
     pub nll_fit_test_nll: f64,
 }
 
+/// A post-hoc calibrator other than the grid temperature (`calibrate.method`), fitted on
+/// the validation split and applied for TestPT.
+#[derive(Debug, Clone, Serialize)]
+pub struct CalibratorResult {
+    /// The method's name (`matrix`, `isotonic`, ...).
+    pub method: String,
+    /// The calibrator file written in the run folder (`mbls eval --calibrator` reads it).
+    pub file: PathBuf,
+    /// Validation samples it was fitted on.
+    pub val_samples: u64,
+    /// Optimiser iterations (0 for closed-form fits).
+    pub iterations: usize,
+    /// Validation ECE before.
+    pub val_ece_before: f64,
+    /// Validation ECE after calibration.
+    pub val_ece_after: f64,
+    /// Validation NLL before.
+    pub val_nll_before: f64,
+    /// Validation NLL after calibration.
+    pub val_nll_after: f64,
+}
+
 /// What `summary.json` holds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -82,10 +104,48 @@ pub struct Summary {
     pub test: PhaseResult,
     /// Test results after temperature scaling.
     pub test_pt: Option<PhaseResult>,
-    /// The temperature.
+    /// The temperature (`calibrate.method=ts`, the default).
     pub temperature: Option<TemperatureResult>,
+    /// The post-hoc calibrator (any other `calibrate.method`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibrator: Option<CalibratorResult>,
+    /// `task=ood`: detection of the OOD dataset's test split against the test split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ood: Option<OodResult>,
     /// Wall time of training, seconds.
     pub train_seconds: Option<f64>,
+}
+
+/// OOD detection of `mbls test task=ood` (the reference's `OODTester`), before and after the
+/// post-hoc step.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OodResult {
+    /// The OOD dataset (`ood.name` and its format).
+    pub dataset: String,
+    /// With the tested model's logits.
+    pub test: mbls_metrics::ood::OodReport,
+    /// With the post-hoc calibrator applied to both splits (`test.post_temperature`).
+    pub test_pt: Option<mbls_metrics::ood::OodReport>,
+}
+
+impl OodResult {
+    /// The reference's names of one report's values, for the metric logs: `auc_ent` and
+    /// `auc_conf` (AUROC by entropy and by maximum probability), then AUPR-In, AUPR-Out and
+    /// FPR at 95% TPR of each.
+    pub fn values(r: &mbls_metrics::ood::OodReport) -> Vec<(String, f64)> {
+        let mut v = vec![
+            ("samples_in".to_string(), r.samples_in as f64),
+            ("samples_out".to_string(), r.samples_out as f64),
+            ("auc_ent".to_string(), r.entropy.auroc),
+            ("auc_conf".to_string(), r.max_confidence.auroc),
+        ];
+        for (tag, d) in [("ent", &r.entropy), ("conf", &r.max_confidence)] {
+            v.push((format!("aupr_in_{tag}"), d.aupr_in));
+            v.push((format!("aupr_out_{tag}"), d.aupr_out));
+            v.push((format!("fpr95_{tag}"), d.fpr_at_95_tpr));
+        }
+        v
+    }
 }
 
 /// The columns of the summary table.
@@ -134,6 +194,36 @@ impl Summary {
             s.push_str(&format!(
                 "temperature (NLL fit, for comparison): T = {:.4}: test ECE {:.5}, NLL {:.5}\n",
                 t.nll_fit_temperature, t.nll_fit_test_ece, t.nll_fit_test_nll
+            ));
+        }
+        if let Some(o) = &self.ood {
+            s.push_str(&format!(
+                "OOD detection against {}:\n{:<8} {:<14} {:>8} {:>8} {:>8} {:>10}\n",
+                o.dataset, "phase", "score", "auroc", "aupr_in", "aupr_out", "fpr@95tpr"
+            ));
+            let reports =
+                std::iter::once(("Test", &o.test)).chain(o.test_pt.as_ref().map(|r| ("TestPT", r)));
+            for (phase, r) in reports {
+                for (score, d) in [("entropy", &r.entropy), ("max_conf", &r.max_confidence)] {
+                    s.push_str(&format!(
+                        "{phase:<8} {score:<14} {:>8.5} {:>8.5} {:>8.5} {:>10.5}\n",
+                        d.auroc, d.aupr_in, d.aupr_out, d.fpr_at_95_tpr
+                    ));
+                }
+            }
+        }
+        if let Some(c) = &self.calibrator {
+            s.push_str(&format!(
+                "post-hoc calibrator {} ({} iterations), fitted on {} validation samples: ECE \
+                 {:.5} -> {:.5}, NLL {:.5} -> {:.5}; saved to {}\n",
+                c.method,
+                c.iterations,
+                c.val_samples,
+                c.val_ece_before,
+                c.val_ece_after,
+                c.val_nll_before,
+                c.val_nll_after,
+                c.file.display()
             ));
         }
         s

@@ -16,6 +16,7 @@
 //! | `optim` | [`OptimSpec`] |
 //! | `scheduler` | [`SchedulerSpec`] |
 //! | `train`, `calibrate`, `test`, `wandb` | [`TrainSpec`], [`CalibrateSpec`], [`TestSpec`], [`WandbSpec`] |
+//! | `ood` | [`RunSpec::ood`] (`task=ood`) |
 
 use crate::TrainError;
 use mbls_config::{Config, Value};
@@ -87,8 +88,22 @@ pub struct TrainSpec {
 pub struct CalibrateSpec {
     /// Bins of the calibration errors (15).
     pub num_bins: usize,
+    /// The post-hoc calibrator of TestPT (`ts`, the reference's grid temperature, by
+    /// default; any method of [`mbls_metrics::calibrate::Method`]).
+    pub method: String,
     /// Write reliability diagrams and bin tables for Test and TestPT.
     pub visualize: bool,
+}
+
+impl CalibrateSpec {
+    /// The post-hoc method `method` names.
+    ///
+    /// # Errors
+    /// An unknown method, named with the closest one.
+    pub fn post_hoc(&self) -> Result<mbls_metrics::calibrate::Method, TrainError> {
+        mbls_metrics::calibrate::Method::parse(&self.method)
+            .map_err(|e| TrainError::Config(format!("calibrate.method={}: {e}", self.method)))
+    }
 }
 
 /// `test.*`.
@@ -263,6 +278,17 @@ pub struct RunSpec {
     pub test: TestSpec,
     /// `wandb.*`.
     pub wandb: WandbSpec,
+    /// `ood.*` with `task=ood`: the out-of-distribution dataset (its test split is scored),
+    /// with the loader settings of `data`.
+    pub ood: Option<DataSpec>,
+}
+
+/// `ood.*` as written in `defaults.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OodKeys {
+    name: Option<String>,
+    data_root: Option<String>,
 }
 
 /// Deserialises the sub-tree at `key` into `T`, naming the full dotted key of any unknown,
@@ -302,6 +328,7 @@ const TOP_LEVEL: &[&str] = &[
     "loss",
     "optim",
     "scheduler",
+    "ood",
 ];
 
 impl RunSpec {
@@ -354,12 +381,16 @@ impl RunSpec {
                 calibrate.num_bins
             )));
         }
+        let method = calibrate.post_hoc()?;
+        let data = data_spec(cfg)?;
+        let ood = ood_spec(cfg, task, &data)?;
         let spec = RunSpec {
             task,
             device,
             seed,
             log_period,
-            data: data_spec(cfg)?,
+            data,
+            ood,
             model: model_spec(cfg)?,
             loss: loss_spec(cfg)?,
             optim: optim_spec(cfg)?,
@@ -371,6 +402,13 @@ impl RunSpec {
             config: cfg.clone(),
         };
         spec.check_compatible()?;
+        if method.binary_only() && spec.model.num_classes != 2 {
+            return Err(TrainError::Config(format!(
+                "calibrate.method={}: calibrates binary classifiers, but model.num_classes={} \
+                 (use ts, ts-nll, vector, matrix, dirichlet, hist or isotonic)",
+                spec.calibrate.method, spec.model.num_classes
+            )));
+        }
         Ok(spec)
     }
 
@@ -566,6 +604,51 @@ pub fn data_spec(cfg: &Config) -> Result<DataSpec, TrainError> {
         train_subset: keys.train_subset,
         ..base
     })
+}
+
+/// The out-of-distribution dataset of `task=ood`: `ood.name` and `ood.data_root`, loaded with
+/// the batch size, workers and seeds of `data`.
+fn ood_spec(cfg: &Config, task: TaskKind, data: &DataSpec) -> Result<Option<DataSpec>, TrainError> {
+    let keys: OodKeys = section(cfg, "ood")?;
+    if task != TaskKind::Ood {
+        if keys.name.is_some() || keys.data_root.is_some() {
+            return Err(TrainError::Config(format!(
+                "ood.name/ood.data_root are set, but task={}: OOD detection is `mbls test \
+                 task=ood`",
+                task.as_str()
+            )));
+        }
+        return Ok(None);
+    }
+    let (Some(name), Some(root)) = (keys.name, keys.data_root) else {
+        return Err(TrainError::Config(
+            "task=ood (OOD detection, a task of `mbls test`) needs the out-of-distribution \
+             dataset: ood.name=NAME (any image \
+             classification dataset: cifar100, folder, ...) and ood.data_root=DIR"
+                .into(),
+        ));
+    };
+    let name =
+        DatasetName::parse(&name).map_err(|e| TrainError::Config(format!("ood.name: {e}")))?;
+    if matches!(name, DatasetName::Voc | DatasetName::Newsgroups) {
+        return Err(TrainError::Config(format!(
+            "ood.name={name}: OOD detection scores image classifiers; use an image \
+             classification dataset"
+        )));
+    }
+    if root.is_empty() {
+        return Err(TrainError::Config(
+            "ood.data_root is empty: give the out-of-distribution dataset's folder".into(),
+        ));
+    }
+    Ok(Some(DataSpec {
+        batch_size: data.batch_size,
+        num_workers: data.num_workers,
+        seed: data.seed,
+        loader_seed: data.loader_seed,
+        cache: false,
+        ..DataSpec::reference(name, root)
+    }))
 }
 
 /// `model.*` as written in the group files.
@@ -887,6 +970,34 @@ mod tests {
         assert!(s.train.clip_grad_norm);
         assert_eq!(s.train.clip_max_norm, 2.0);
         assert_eq!(s.calibrate.num_bins, 15);
+        assert_eq!(
+            s.calibrate.post_hoc().unwrap(),
+            mbls_metrics::calibrate::Method::Temperature
+        );
+    }
+
+    #[test]
+    fn post_hoc_methods_are_checked_before_any_data() {
+        for m in [
+            "ts",
+            "ts-nll",
+            "vector",
+            "matrix",
+            "dirichlet",
+            "hist",
+            "isotonic",
+        ] {
+            let s = spec(&[&format!("calibrate.method={m}")]).unwrap();
+            assert_eq!(s.calibrate.post_hoc().unwrap().name(), m);
+        }
+        let e = spec(&["calibrate.method=matrx"]).unwrap_err().to_string();
+        assert!(
+            e.contains("calibrate.method=matrx") && e.contains("closest: matrix"),
+            "{e}"
+        );
+        let e = spec(&["calibrate.method=beta"]).unwrap_err().to_string();
+        assert!(e.contains("binary") && e.contains("num_classes=10"), "{e}");
+        spec(&["calibrate.method=platt", "model.num_classes=2"]).unwrap();
     }
 
     #[test]

@@ -83,6 +83,11 @@ pub trait Task {
     fn describe(&self) -> Vec<String>;
     /// Whether post-hoc temperature scaling applies (classification).
     fn temperature_scaling(&self) -> bool;
+    /// The out-of-distribution test split of `task=ood` (its labels are ignored), with the
+    /// dataset's description.
+    fn ood_source(&self) -> Option<(&dyn BatchSource, &str)> {
+        None
+    }
 }
 
 /// A [`BatchSource`] over one of the data crate's loaders.
@@ -119,6 +124,8 @@ pub struct Classification {
     val: LoaderSource,
     test: LoaderSource,
     num_bins: usize,
+    /// `task=ood`: the OOD dataset's test split and its format.
+    ood: Option<(LoaderSource, String)>,
     /// Whether the training meter keeps the epoch's outputs (for mid-epoch checkpoints).
     keep_train_outputs: bool,
 }
@@ -163,7 +170,32 @@ impl Classification {
                 p.test.len()
             )));
         }
+        let ood = match &spec.ood {
+            None => None,
+            Some(o) => {
+                let q = mbls_data::build(o).map_err(|e| {
+                    TrainError::Config(format!("the OOD dataset (ood.name={}): {e}", o.name))
+                })?;
+                if q.segmentation || q.normalize.channels != 3 {
+                    return Err(TrainError::Config(format!(
+                        "ood.name={}: the OOD images must be 3-channel classification images \
+                         as the model's input ({}-channel{})",
+                        o.name,
+                        q.normalize.channels,
+                        if q.segmentation { ", segmentation" } else { "" }
+                    )));
+                }
+                if q.test.is_empty() {
+                    return Err(TrainError::Config(format!(
+                        "ood.data_root={}: the OOD test split is empty",
+                        o.root.display()
+                    )));
+                }
+                Some((LoaderSource(q.test.clone()), q.format.clone()))
+            }
+        };
         Ok(Classification {
+            ood,
             train: LoaderSource(p.train.clone()),
             val: LoaderSource(p.val.clone()),
             test: LoaderSource(p.test.clone()),
@@ -226,6 +258,11 @@ impl Task for Classification {
     fn temperature_scaling(&self) -> bool {
         true
     }
+    fn ood_source(&self) -> Option<(&dyn BatchSource, &str)> {
+        self.ood
+            .as_ref()
+            .map(|(s, f)| (s as &dyn BatchSource, f.as_str()))
+    }
 }
 
 /// Opens the task of `spec`.
@@ -234,7 +271,8 @@ impl Task for Classification {
 /// As [`Classification::open`]; segmentation and text training are not built yet.
 pub fn open(spec: &RunSpec) -> Result<Box<dyn Task>, TrainError> {
     match spec.task {
-        TaskKind::Cv => Ok(Box::new(Classification::open(spec)?)),
+        // task=ood tests a classifier of `data` against the OOD dataset of `ood`.
+        TaskKind::Cv | TaskKind::Ood => Ok(Box::new(Classification::open(spec)?)),
         other => Err(TrainError::Config(format!(
             "task={} training is not available yet in mbls (task=cv is)",
             other.as_str()

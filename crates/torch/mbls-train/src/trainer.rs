@@ -2,9 +2,9 @@
 
 use crate::TrainError;
 use crate::meter::Meter;
-use crate::report::{self, PhaseResult, Summary, TemperatureResult};
+use crate::report::{self, CalibratorResult, OodResult, PhaseResult, Summary, TemperatureResult};
 use crate::runlog::{Record, RunFolder, now, timestamp_utc};
-use crate::spec::{OptimSpec, RunSpec};
+use crate::spec::{OptimSpec, RunSpec, TaskKind};
 use crate::task::{self, BatchSource, Phase, Task};
 use mbls_engine::checkpoint::{CheckpointDir, LoadOptions, TrainState, load_weights};
 use mbls_engine::losses::{Loss, build_loss};
@@ -15,8 +15,9 @@ use mbls_engine::optim::{
 use mbls_engine::pretrained;
 use mbls_engine::tch::nn::{ModuleT, VarStore};
 use mbls_engine::tch::{self, Device, Tensor};
+use mbls_metrics::calibrate::{self, FitOptions, Method};
 use mbls_metrics::{
-    ClassificationOptions, fit_temperature_nll, grid_search_temperature, scale_logits,
+    ClassificationOptions, ScoreKind, fit_temperature_nll, grid_search_temperature, scale_logits,
 };
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -553,6 +554,13 @@ fn print_phase(folder: &mut RunFolder, phase: &str, epoch: u64, rec: &Record) {
 /// ([`TrainError::Interrupted`]).
 pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
     let started = Instant::now();
+    if spec.task == TaskKind::Ood {
+        return Err(TrainError::Config(
+            "task=ood is a test task (the reference's OODTester): train with task=cv, then \
+             `mbls test task=ood ood.name=NAME ood.data_root=DIR hydra.run.dir=RUN`"
+                .into(),
+        ));
+    }
     device_of(&spec.device)?; // before anything is opened or written
     let run_dir = opts.run_dir.clone().unwrap_or_else(|| {
         PathBuf::from("outputs")
@@ -1015,6 +1023,80 @@ pub fn train(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
     Ok(summary)
 }
 
+/// The logits (row-major) and labels of every sample of `source` in eval mode, without a loss
+/// (the out-of-distribution split of `task=ood`, whose labels mean nothing to the model).
+fn forward_logits(
+    net: &Net,
+    source: &dyn BatchSource,
+    classes: usize,
+    what: &str,
+    folder: &mut RunFolder,
+    stop: &AtomicBool,
+) -> Result<(Vec<f32>, Vec<i64>), TrainError> {
+    let n = source.num_batches();
+    folder.start_bar(n, what);
+    let t0 = Instant::now();
+    let mut out = Vec::with_capacity(source.len() * classes);
+    let mut labels = Vec::with_capacity(source.len());
+    let mut seen = 0usize;
+    for (i, b) in source.epoch(0, 0).enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            folder.end_bar();
+            return Err(TrainError::Interrupted {
+                epoch: 0,
+                iteration: i,
+                what: format!("during {what}; nothing of this phase was kept"),
+            });
+        }
+        let b = b?;
+        let x = net.input(&b.inputs)?;
+        let logits = tch::no_grad(|| net.model.forward_t(&x, false));
+        let v = crate::meter::to_vec_f32(&logits)?;
+        let bs = b.inputs.size()[0] as usize;
+        if v.len() != bs * classes {
+            folder.end_bar();
+            return Err(TrainError::Config(format!(
+                "{what}: the model gave {} values for {bs} images, not {classes} classes each",
+                v.len()
+            )));
+        }
+        out.extend_from_slice(&v);
+        labels.extend(crate::meter::to_vec_i64(&b.targets)?);
+        seen += bs;
+        folder.bar_update(
+            i + 1,
+            format!(
+                "{:.0} img/s",
+                seen as f64 / t0.elapsed().as_secs_f64().max(1e-9)
+            ),
+        );
+    }
+    folder.end_bar();
+    Ok((out, labels))
+}
+
+/// OOD detection of in-distribution against OOD logits, logged as phase `phase`.
+fn ood_phase(
+    folder: &mut RunFolder,
+    phase: &str,
+    epoch: u64,
+    inside: &[f32],
+    outside: &[f32],
+    classes: usize,
+) -> Result<mbls_metrics::ood::OodReport, TrainError> {
+    let r = mbls_metrics::ood::ood(inside, outside, classes, ScoreKind::Logits)?;
+    let rec = Record {
+        phase: phase.to_string(),
+        epoch,
+        iter: None,
+        wall_time: now(),
+        values: OodResult::values(&r),
+    };
+    print_phase(folder, phase, epoch, &rec);
+    folder.epoch(rec)?;
+    Ok(r)
+}
+
 struct TestOutputs<'a> {
     /// Prefix of the diagram files (`test` -> `test_reliability.svg`, `testpt_...`).
     stem: &'a str,
@@ -1066,6 +1148,24 @@ fn run_test(
         )
     };
     let test_full = full_metrics(&test_logits, &test_labels)?;
+    // task=ood: the OOD test split through the same model, scored against the test split.
+    let ood = match task.ood_source() {
+        Some((source, format)) => {
+            let (logits, labels) = forward_logits(net, source, classes, "OOD", folder, stop)?;
+            let r = ood_phase(folder, "OOD", out.epoch, &test_logits, &logits, classes)?;
+            if spec.test.save_logits {
+                // `mbls eval <stem>_logits.npz --ood <stem>_ood_logits.npz` gives the same
+                // numbers (the labels are the OOD dataset's own).
+                let p = folder
+                    .path()
+                    .join(format!("{}_ood_logits.npz", out.logits_stem));
+                save_npz(&p, &logits, &labels, classes)?;
+                folder.say(&format!("wrote {}", p.display()));
+            }
+            Some((logits, format.to_string(), r))
+        }
+        None => None,
+    };
     if spec.calibrate.visualize {
         for p in report::diagrams(folder.path(), out.stem, "Test", &test_full)? {
             folder.log_only(&format!("wrote {}", p.display()));
@@ -1087,6 +1187,12 @@ fn run_test(
         test,
         test_pt: None,
         temperature: None,
+        calibrator: None,
+        ood: ood.as_ref().map(|(_, dataset, r)| OodResult {
+            dataset: dataset.clone(),
+            test: r.clone(),
+            test_pt: None,
+        }),
         train_seconds: None,
     };
     if !(out.post_temperature && task.temperature_scaling()) {
@@ -1104,19 +1210,96 @@ fn run_test(
         stop,
     )?;
     let (vl, vy) = vmeter.kept().unwrap_or_default();
-    let grid = grid_search_temperature(vl, vy, classes, bins)?;
-    let t = grid.temperature_ece;
-    let nll_fit = fit_temperature_nll(vl, vy, classes)?;
-    let v_after = full_metrics(&scale_logits(vl, t), vy)?;
     let val_ece = val.get("ece").unwrap_or(f64::NAN);
     let val_nll = val.get("nll").unwrap_or(f64::NAN);
-    folder.say(&format!(
-        "Optimal temperature: {t:.3} (validation ECE {val_ece:.5} -> {:.5}, NLL {val_nll:.5} -> \
-         {:.5}; NLL fit: {:.4})",
-        v_after.ece, v_after.nll, nll_fit.temperature
-    ));
-    // TestPT: the test logits divided by T, the loss per batch as in Test.
-    let scaled = scale_logits(&test_logits, t);
+    let method = spec.calibrate.post_hoc()?;
+    let (mut temperature, mut calibrator) = (None, None);
+    type PostHoc<'c> = Box<dyn Fn(&[f32]) -> Result<Vec<f32>, TrainError> + 'c>;
+    let (post_hoc, pt_extra): (PostHoc<'_>, _) = if method == Method::Temperature {
+        let grid = grid_search_temperature(vl, vy, classes, bins)?;
+        let t = grid.temperature_ece;
+        let nll_fit = fit_temperature_nll(vl, vy, classes)?;
+        let v_after = full_metrics(&scale_logits(vl, t), vy)?;
+        folder.say(&format!(
+            "Optimal temperature: {t:.3} (validation ECE {val_ece:.5} -> {:.5}, NLL {val_nll:.5} \
+             -> {:.5}; NLL fit: {:.4})",
+            v_after.ece, v_after.nll, nll_fit.temperature
+        ));
+        let nll_test = full_metrics(
+            &scale_logits(&test_logits, nll_fit.temperature),
+            &test_labels,
+        )?;
+        temperature = Some(TemperatureResult {
+            temperature: t,
+            val_samples: v_after.samples,
+            val_ece_before: val_ece,
+            val_ece_after: v_after.ece,
+            val_nll_before: val_nll,
+            val_nll_after: v_after.nll,
+            nll_fit_temperature: nll_fit.temperature,
+            nll_fit_test_ece: nll_test.ece,
+            nll_fit_test_nll: nll_test.nll,
+        });
+        (
+            Box::new(move |l: &[f32]| Ok(scale_logits(l, t))),
+            vec![("temperature".to_string(), t)],
+        )
+    } else {
+        // Any other calibrator: fitted on the same validation logits, saved beside the
+        // checkpoint; calibrated probabilities go on as log-probabilities (softmax gives them
+        // back), so that TestPT's loss and meters take logits as in Test.
+        let cal = calibrate::fit(
+            method,
+            vl,
+            vy,
+            classes,
+            &FitOptions {
+                num_bins: bins,
+                ..FitOptions::default()
+            },
+        )
+        .map_err(|e| {
+            TrainError::Config(format!(
+                "calibrate.method={method} on the validation split ({} samples): {e}",
+                vy.len()
+            ))
+        })?;
+        fn as_logits(c: calibrate::Calibrated) -> Vec<f32> {
+            match c.kind {
+                ScoreKind::Logits => c.scores,
+                ScoreKind::Probabilities => c.scores.iter().map(|&p| p.max(1e-12).ln()).collect(),
+            }
+        }
+        let v_after = full_metrics(&as_logits(cal.apply(vl)?), vy)?;
+        let file = folder.write(
+            &format!("{}_calibrator.json", out.logits_stem),
+            &cal.to_json(),
+        )?;
+        folder.say(&format!(
+            "Post-hoc calibrator {method}: {} iterations (validation ECE {val_ece:.5} -> {:.5}, \
+             NLL {val_nll:.5} -> {:.5}); wrote {}",
+            cal.fit.iterations,
+            v_after.ece,
+            v_after.nll,
+            file.display()
+        ));
+        calibrator = Some(CalibratorResult {
+            method: method.name().to_string(),
+            file,
+            val_samples: v_after.samples,
+            iterations: cal.fit.iterations,
+            val_ece_before: val_ece,
+            val_ece_after: v_after.ece,
+            val_nll_before: val_nll,
+            val_nll_after: v_after.nll,
+        });
+        (
+            Box::new(move |l: &[f32]| Ok(as_logits(cal.apply(l)?))),
+            Vec::new(),
+        )
+    };
+    let scaled = post_hoc(&test_logits)?;
+    // TestPT: the calibrated test logits, the loss per batch as in Test.
     let mut pt_meter = task.meter(Phase::TestPt)?;
     let mut losses = LossMeter::new(loss.term_names());
     let mut off = 0usize;
@@ -1131,7 +1314,7 @@ fn run_test(
     }
     let (pt_metrics, _) = pt_meter.finish()?;
     let test_pt = PhaseResult::new("TestPT", off as u64, losses.means(), &pt_metrics);
-    let rec = phase_record("TestPT", out.epoch, &test_pt, &[("temperature".into(), t)]);
+    let rec = phase_record("TestPT", out.epoch, &test_pt, &pt_extra);
     print_phase(folder, "TestPT", out.epoch, &rec);
     folder.epoch(rec)?;
     let pt_full = full_metrics(&scaled, &test_labels)?;
@@ -1148,21 +1331,19 @@ fn run_test(
         save_npz(&p, &scaled, &test_labels, classes)?;
         folder.say(&format!("wrote {}", p.display()));
     }
-    let nll_test = full_metrics(
-        &scale_logits(&test_logits, nll_fit.temperature),
-        &test_labels,
-    )?;
-    summary.temperature = Some(TemperatureResult {
-        temperature: t,
-        val_samples: v_after.samples,
-        val_ece_before: val_ece,
-        val_ece_after: v_after.ece,
-        val_nll_before: val_nll,
-        val_nll_after: v_after.nll,
-        nll_fit_temperature: nll_fit.temperature,
-        nll_fit_test_ece: nll_test.ece,
-        nll_fit_test_nll: nll_test.nll,
-    });
+    if let (Some((logits, _, _)), Some(o)) = (&ood, summary.ood.as_mut()) {
+        let r = ood_phase(
+            folder,
+            "OODPT",
+            out.epoch,
+            &scaled,
+            &post_hoc(logits)?,
+            classes,
+        )?;
+        o.test_pt = Some(r);
+    }
+    summary.temperature = temperature;
+    summary.calibrator = calibrator;
     summary.test_pt = Some(test_pt);
     Ok(summary)
 }
@@ -1305,6 +1486,7 @@ pub fn test(spec: &RunSpec, opts: &RunOptions) -> Result<Summary, TrainError> {
     )?;
     summary.checkpoint = name;
     folder.say(&format!("\n{}", summary.table()));
+    folder.flush()?;
     let json = serde_json::to_string_pretty(&summary)
         .map_err(|e| TrainError::Config(format!("summary: {e}")))?;
     let p = folder.write(&format!("{stem}_test_summary.json"), &json)?;
