@@ -104,20 +104,19 @@ fn ece_nll_at(
             let mut corr = vec![0u64; nb];
             let mut nll = 0f64;
             let mut row = vec![0f32; classes];
+            let mut e = vec![0f32; classes];
             for (r, &yy) in x.chunks_exact(classes).zip(y) {
-                let mut m = f32::NEG_INFINITY;
-                let mut am = 0;
-                for (k, (d, &v)) in row.iter_mut().zip(r).enumerate() {
+                for (d, &v) in row.iter_mut().zip(r) {
                     *d = v / t;
-                    if *d > m {
-                        m = *d;
-                        am = k;
-                    }
                 }
-                let mut sum = 0f32;
-                for v in &row {
-                    sum += (v - m).exp();
+                // the first maximal class, as the strict `>` scan finds it
+                let m = mbls_base::fastmath::max_min_sum(&row).0;
+                let am = row.iter().position(|&v| v == m).unwrap_or(0);
+                // exp(v - m) into `e` (vectorised), then the 8-lane sum of the metrics' softmax
+                for (ev, &v) in e.iter_mut().zip(&row) {
+                    *ev = mbls_base::fastmath::exp(v - m);
                 }
+                let sum = mbls_base::fastmath::max_min_sum(&e).2;
                 let c = 1.0f32 / sum;
                 nll += (sum as f64).ln() - (row[yy as usize] - m) as f64;
                 if let Some(b) = edges.bin_of(c) {
@@ -190,19 +189,26 @@ fn nll_derivs(logits: &[f32], labels: &[i64], classes: usize, beta: f64) -> (f64
         .par_chunks(ROWS * classes)
         .zip(labels.par_chunks(ROWS))
         .map(|(x, y)| {
+            use mbls_base::fastmath::{dot64, exp64_in_place, sum64};
             let mut f = 0.0;
             let mut g = 0.0;
             let mut h = 0.0;
+            let (mut v64, mut e, mut ev) = (
+                vec![0f64; classes],
+                vec![0f64; classes],
+                vec![0f64; classes],
+            );
             for (r, &yy) in x.chunks_exact(classes).zip(y) {
                 let m = r.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v as f64));
-                let (mut s, mut s1, mut s2) = (0.0, 0.0, 0.0);
-                for &v in r {
-                    let v = v as f64;
-                    let e = (beta * (v - m)).exp();
-                    s += e;
-                    s1 += e * v;
-                    s2 += e * v * v;
+                for ((a, b), &v) in v64.iter_mut().zip(e.iter_mut()).zip(r) {
+                    *a = f64::from(v);
+                    *b = beta * (*a - m);
                 }
+                exp64_in_place(&mut e);
+                for ((c, &a), &b) in ev.iter_mut().zip(&e).zip(&v64) {
+                    *c = a * b;
+                }
+                let (s, s1, s2) = (sum64(&e), sum64(&ev), dot64(&ev, &v64));
                 let mean = s1 / s;
                 let var = (s2 / s - mean * mean).max(0.0);
                 let xy = r[yy as usize] as f64;

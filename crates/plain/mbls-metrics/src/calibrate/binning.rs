@@ -9,31 +9,36 @@ const CHUNK: usize = 1024;
 
 /// Softmax of a float32 row, in float64.
 fn softmax_into(row: &[f32], out: &mut [f64]) {
+    use mbls_base::fastmath::{exp64_in_place, sum64};
     let m = row
         .iter()
         .fold(f64::NEG_INFINITY, |a, &v| a.max(f64::from(v)));
-    let mut s = 0.0;
     for (o, &v) in out.iter_mut().zip(row) {
-        *o = (f64::from(v) - m).exp();
-        s += *o;
+        *o = f64::from(v) - m;
     }
+    exp64_in_place(out);
+    let inv = 1.0 / sum64(out);
     for o in out.iter_mut() {
-        *o /= s;
+        *o *= inv;
     }
 }
 
-/// Column `k` of the softmax probabilities, for every row.
+/// Column `k` of the softmax probabilities, for every row (rows in parallel chunks, then
+/// one column per task).
 fn columns(logits: &[f32], k: usize) -> Vec<Vec<f64>> {
-    let n = logits.len() / k;
-    let mut cols = vec![Vec::with_capacity(n); k];
-    let mut p = vec![0f64; k];
-    for row in logits.chunks_exact(k) {
-        softmax_into(row, &mut p);
-        for (c, &v) in cols.iter_mut().zip(&p) {
-            c.push(v);
-        }
-    }
-    cols
+    let mut probs = vec![0f64; logits.len()];
+    probs
+        .par_chunks_mut(CHUNK * k)
+        .zip(logits.par_chunks(CHUNK * k))
+        .for_each(|(o, l)| {
+            for (or, lr) in o.chunks_exact_mut(k).zip(l.chunks_exact(k)) {
+                softmax_into(lr, or);
+            }
+        });
+    (0..k)
+        .into_par_iter()
+        .map(|c| probs.iter().skip(c).step_by(k).copied().collect())
+        .collect()
 }
 
 /// Equal-width bin of `p` in [0, 1] with `(lower, upper]` membership (0 goes to bin 0).
@@ -46,24 +51,43 @@ fn bin_of(p: f64, m: usize) -> usize {
 /// Per class and bin, the fraction of samples of that class; an empty bin keeps its
 /// midpoint (the identity map's value there).
 pub(crate) fn fit_histogram(logits: &[f32], labels: &[i64], k: usize, m: usize) -> Params {
-    let cols = columns(logits, k);
-    let values = cols
-        .par_iter()
-        .enumerate()
-        .map(|(c, col)| {
-            let mut cnt = vec![0u64; m];
-            let mut pos = vec![0u64; m];
-            for (&p, &y) in col.iter().zip(labels) {
-                let b = bin_of(p, m);
-                cnt[b] += 1;
-                pos[b] += u64::from(y as usize == c);
+    // per class and bin: samples, and samples of that class (integer counts: the order in
+    // which the chunks are added does not matter)
+    let parts: Vec<(Vec<u64>, Vec<u64>)> = logits
+        .par_chunks(CHUNK * k)
+        .zip(labels.par_chunks(CHUNK))
+        .map(|(l, y)| {
+            let mut cnt = vec![0u64; k * m];
+            let mut pos = vec![0u64; k * m];
+            let mut p = vec![0f64; k];
+            for (row, &yy) in l.chunks_exact(k).zip(y) {
+                softmax_into(row, &mut p);
+                for (c, &v) in p.iter().enumerate() {
+                    cnt[c * m + bin_of(v, m)] += 1;
+                }
+                pos[yy as usize * m + bin_of(p[yy as usize], m)] += 1;
             }
+            (cnt, pos)
+        })
+        .collect();
+    let (mut cnt, mut pos) = (vec![0u64; k * m], vec![0u64; k * m]);
+    for (c, p) in parts {
+        for (a, b) in cnt.iter_mut().zip(c) {
+            *a += b;
+        }
+        for (a, b) in pos.iter_mut().zip(p) {
+            *a += b;
+        }
+    }
+    let values = (0..k)
+        .map(|c| {
             (0..m)
                 .map(|b| {
-                    if cnt[b] == 0 {
+                    let (n, q) = (cnt[c * m + b], pos[c * m + b]);
+                    if n == 0 {
                         (b as f64 + 0.5) / m as f64
                     } else {
-                        pos[b] as f64 / cnt[b] as f64
+                        q as f64 / n as f64
                     }
                 })
                 .collect()
@@ -112,16 +136,18 @@ pub(crate) fn apply_histogram(logits: &[f32], k: usize, m: usize, values: &[Vec<
 /// Returns the breakpoints `(x, y)` of the piecewise-linear interpolant: the first and last
 /// input of every constant block, so `x` is increasing and `y` non-decreasing.
 pub fn isotonic_fit(x: &[f64], y: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let mut order: Vec<usize> = (0..x.len()).collect();
-    order.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
+    // (x, y) pairs sorted directly (faster than sorting indices); ties in x ordered by y,
+    // so a tie group's sum does not depend on the input order
+    let mut pairs: Vec<(f64, f64)> = x.iter().copied().zip(y.iter().copied()).collect();
+    pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
     // blocks: (sum of y, weight, first x, last x)
     let mut blocks: Vec<(f64, f64, f64, f64)> = Vec::new();
     let mut i = 0;
-    while i < order.len() {
-        let xv = x[order[i]];
+    while i < pairs.len() {
+        let xv = pairs[i].0;
         let (mut s, mut w) = (0.0, 0.0);
-        while i < order.len() && x[order[i]] == xv {
-            s += y[order[i]];
+        while i < pairs.len() && pairs[i].0 == xv {
+            s += pairs[i].1;
             w += 1.0;
             i += 1;
         }

@@ -6,12 +6,16 @@ use crate::error::MetricError;
 use argmin::core::{CostFunction, Executor, Gradient, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
+use mbls_base::fastmath::{exp64, exp64_in_place, sum64};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
 /// Rows per chunk: the partial sums of fixed chunks are added in order, so results do not
 /// depend on the number of threads.
 const CHUNK: usize = 1024;
+
+/// Correction pairs L-BFGS keeps.
+const LBFGS_MEMORY: usize = 30;
 
 /// Mean cross-entropy of row-major logits, in float64.
 pub(crate) fn mean_nll(logits: &[f32], labels: &[i64], k: usize) -> f64 {
@@ -25,7 +29,7 @@ pub(crate) fn mean_nll(logits: &[f32], labels: &[i64], k: usize) -> f64 {
                     let m = r
                         .iter()
                         .fold(f64::NEG_INFINITY, |a, &v| a.max(f64::from(v)));
-                    let s: f64 = r.iter().map(|&v| (f64::from(v) - m).exp()).sum();
+                    let s: f64 = r.iter().map(|&v| exp64(f64::from(v) - m)).sum();
                     m + s.ln() - f64::from(r[yy as usize])
                 })
                 .sum()
@@ -39,7 +43,7 @@ fn log_softmax_into(row: &[f32], out: &mut [f64]) {
     let m = row
         .iter()
         .fold(f64::NEG_INFINITY, |a, &v| a.max(f64::from(v)));
-    let s: f64 = row.iter().map(|&v| (f64::from(v) - m).exp()).sum();
+    let s: f64 = row.iter().map(|&v| exp64(f64::from(v) - m)).sum();
     let lse = m + s.ln();
     for (o, &v) in out.iter_mut().zip(row) {
         *o = f64::from(v) - lse;
@@ -116,11 +120,17 @@ fn gemm_atb(r: usize, m: usize, n: usize, a: &[f64], b: &[f64], c: &mut [f64]) {
 /// Turns a row of outputs into `softmax − onehot(y)` and returns the row's NLL.
 fn softmax_grad_row(row: &mut [f64], y: usize) -> f64 {
     let m = row.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v));
-    let s: f64 = row.iter().map(|&v| (v - m).exp()).sum();
-    let lse = m + s.ln();
-    let nll = lse - row[y];
+    let zy = row[y];
+    // one exponential per entry: e = exp(v - m), then e / Σ e
     for v in row.iter_mut() {
-        *v = (*v - lse).exp();
+        *v -= m;
+    }
+    exp64_in_place(row);
+    let s = sum64(row);
+    let nll = m + s.ln() - zy;
+    let inv = 1.0 / s;
+    for v in row.iter_mut() {
+        *v *= inv;
     }
     row[y] -= 1.0;
     nll
@@ -136,6 +146,11 @@ pub(crate) struct Problem<'a> {
     full: bool,
     lambda: f64,
     mu: f64,
+    /// Full methods: the column means `m` subtracted from the features, so that the
+    /// optimiser sees `W (x − m) + b'` with `b' = b + W m` (the same model, far better
+    /// conditioned when the features share a large offset, as log-probabilities do); the
+    /// regulariser is still on `b`. Empty: no centring.
+    center: Vec<f64>,
     cache: RefCell<Option<Evaluation>>,
 }
 
@@ -242,13 +257,27 @@ impl Problem<'_> {
         }
         if self.mu > 0.0 {
             let c = self.mu / k as f64;
+            let b = self.original_bias(theta);
             for j in 0..k {
-                let v = theta[nb + j];
+                let v = b[j];
                 f += c * v * v;
                 g[nb + j] += 2.0 * c * v;
+                // b_j = b'_j − Σ_i W_ji m_i: the chain rule into W
+                for (i, &m) in self.center.iter().enumerate() {
+                    g[j * k + i] -= 2.0 * c * v * m;
+                }
             }
         }
         (f, g)
+    }
+
+    /// The bias of the model in the original features: `b' − W m` (or `b'` uncentred).
+    fn original_bias(&self, theta: &[f64]) -> Vec<f64> {
+        if self.full {
+            problem_bias(theta, self.k, &self.center)
+        } else {
+            theta[self.k..].to_vec()
+        }
     }
 }
 
@@ -279,19 +308,28 @@ pub(crate) fn fit(
     opts: &FitOptions,
 ) -> Result<(Params, usize), MetricError> {
     let full = method != Method::Vector;
+    let mut x = features(logits, k, method == Method::Dirichlet);
+    let center = if full {
+        center_columns(&mut x, k)
+    } else {
+        Vec::new()
+    };
     let problem = Problem {
-        x: features(logits, k, method == Method::Dirichlet),
+        x,
         y: labels,
         k,
         full,
         lambda,
         mu,
+        center,
         cache: RefCell::new(None),
     };
     let init: Vec<f64> = if full {
+        // the identity map: W = I, b = 0, i.e. b' = m
         let mut t = vec![0f64; k * k + k];
         for j in 0..k {
             t[j * k + j] = 1.0;
+            t[k * k + j] = problem.center[j];
         }
         t
     } else {
@@ -302,11 +340,12 @@ pub(crate) fn fit(
     let failed = |e: argmin::core::Error| {
         MetricError::Invalid(format!("{method} calibration: the optimiser failed: {e}"))
     };
-    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
+    let solver = LBFGS::new(MoreThuenteLineSearch::new(), LBFGS_MEMORY)
         .with_tolerance_grad(opts.tolerance)
         .map_err(failed)?
         .with_tolerance_cost(1e-13)
         .map_err(failed)?;
+    let centers = problem.center.clone();
     let res = Executor::new(problem, solver)
         .configure(|s| s.param(init.clone()).max_iters(opts.max_iter as u64))
         .run()
@@ -320,18 +359,15 @@ pub(crate) fn fit(
         )));
     }
     let params = if full {
-        let (w, b) = theta.split_at(k * k);
-        let weights = w.chunks_exact(k).map(<[f64]>::to_vec).collect();
+        let b = problem_bias(&theta, k, &centers);
+        let weights = theta[..k * k]
+            .chunks_exact(k)
+            .map(<[f64]>::to_vec)
+            .collect();
         if method == Method::Dirichlet {
-            Params::Dirichlet {
-                weights,
-                bias: b.to_vec(),
-            }
+            Params::Dirichlet { weights, bias: b }
         } else {
-            Params::Matrix {
-                weights,
-                bias: b.to_vec(),
-            }
+            Params::Matrix { weights, bias: b }
         }
     } else {
         Params::Vector {
@@ -340,6 +376,52 @@ pub(crate) fn fit(
         }
     };
     Ok((params, iterations))
+}
+
+/// Subtracts each column's mean (over the rows, in float64, chunk sums added in order) and
+/// returns the means.
+fn center_columns(x: &mut [f64], k: usize) -> Vec<f64> {
+    let n = x.len() / k;
+    let parts: Vec<Vec<f64>> = x
+        .par_chunks(CHUNK * k)
+        .map(|c| {
+            let mut s = vec![0f64; k];
+            for row in c.chunks_exact(k) {
+                for (a, &v) in s.iter_mut().zip(row) {
+                    *a += v;
+                }
+            }
+            s
+        })
+        .collect();
+    let mut m = vec![0f64; k];
+    for p in parts {
+        for (a, v) in m.iter_mut().zip(p) {
+            *a += v;
+        }
+    }
+    for a in &mut m {
+        *a /= n as f64;
+    }
+    x.par_chunks_mut(CHUNK * k).for_each(|c| {
+        for row in c.chunks_exact_mut(k) {
+            for (v, &mm) in row.iter_mut().zip(&m) {
+                *v -= mm;
+            }
+        }
+    });
+    m
+}
+
+/// `b' − W m`: the bias in the uncentred features.
+fn problem_bias(theta: &[f64], k: usize, center: &[f64]) -> Vec<f64> {
+    let mut b = theta[k * k..].to_vec();
+    if !center.is_empty() {
+        for (j, bj) in b.iter_mut().enumerate() {
+            *bj -= mbls_base::fastmath::dot64(&theta[j * k..(j + 1) * k], center);
+        }
+    }
+    b
 }
 
 /// `w ⊙ z + b` per row, as float32.
@@ -393,13 +475,21 @@ pub(crate) mod tests_support {
         lambda: f64,
         mu: f64,
     ) -> Problem<'a> {
+        // as `fit` builds it: full methods centred
+        let mut x = features(logits, k, log_probs);
+        let center = if full {
+            center_columns(&mut x, k)
+        } else {
+            Vec::new()
+        };
         Problem {
-            x: features(logits, k, log_probs),
+            x,
             y: labels,
             k,
             full,
             lambda,
             mu,
+            center,
             cache: RefCell::new(None),
         }
     }
