@@ -40,7 +40,7 @@ pub fn exp(x: f32) -> f32 {
 const LOG2E64: f64 = std::f64::consts::LOG2_E;
 // ln 2 split so that n * LN2_HI64 is exact for |n| < 2^11 (Cephes' `exp` constants)
 const LN2_HI64: f64 = 6.931_457_519_531_25e-1;
-const LN2_LO64: f64 = 1.428_606_820_309_417_232_12e-6;
+const LN2_LO64: f64 = 1.428_606_820_309_417_3e-6;
 const ROUND64: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
 
 /// `e^x` for float64, branch-free so that loops over slices vectorise (the libm call that
