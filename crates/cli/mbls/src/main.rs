@@ -1,5 +1,6 @@
-//! `mbls`: one binary, with subcommands, for training calibrated networks and for measuring
-//! and fixing calibration.
+//! `mbls-torch`: every subcommand of `mbls`, on libtorch. Users run `mbls` (`front.rs`), which
+//! runs `eval` and `calibrate` itself without libtorch and hands everything else to this
+//! binary; run directly, it does all of them.
 
 mod calibrate_cmd;
 mod compare_cmd;

@@ -4,7 +4,7 @@
 use mbls_npy::{NpyArray, NpyData, write_npz};
 use mbls_testkit::shared;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 mod common;
 
@@ -541,4 +541,35 @@ fn ood_detection_through_the_cli() {
     let dense = write(d, "dense.npy", &[2, 5, 3, 3], NpyData::F32(vec![0.0; 90]));
     let dlab = write(d, "dlab.npy", &[2, 3, 3], NpyData::I64(vec![0; 18]));
     fails_with(&[&dense, &dlab, "--ood", &outp], "not dense ones");
+}
+
+/// `mbls` runs `eval` itself, without `mbls-torch` (and so without libtorch), and names
+/// `mbls-torch` when a subcommand needs it and it is not beside the binary.
+#[test]
+fn eval_runs_without_mbls_torch_and_its_absence_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let front = tmp.path().join("mbls");
+    std::fs::copy(env!("CARGO_BIN_EXE_mbls"), &front).unwrap();
+    let digits = repo().join("examples/digits/test.npz");
+    let out = Command::new(&front)
+        .args(["eval", digits.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v, json(&[digits.to_str().unwrap()]));
+    let out = Command::new(&front)
+        .args(["train", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mbls-torch") && err.contains("is missing"),
+        "{err}"
+    );
 }
