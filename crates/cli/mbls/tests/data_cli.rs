@@ -8,7 +8,6 @@ use image::{ImageBuffer, Rgb, RgbImage};
 use mbls_data::{Cifar, CifarKind};
 use mbls_data::{DataError, Dataset, Image, ImageFolder, Sample, Target, write_cifar_binary};
 use mbls_data::{cifar_split, holdout_split};
-use std::io::Write;
 use std::path::Path;
 
 mod common;
@@ -265,40 +264,12 @@ fn bad_input_exits_2_with_one_line() {
     );
 }
 
-/// An IDX file: the big-endian magic number and dimensions, then `body`; gzipped when `gzip`.
-fn idx_bytes(magic: u32, dims: &[u32], body: &[u8], gzip: bool) -> Vec<u8> {
-    let mut out = magic.to_be_bytes().to_vec();
-    for d in dims {
-        out.extend_from_slice(&d.to_be_bytes());
-    }
-    out.extend_from_slice(body);
-    if !gzip {
-        return out;
-    }
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(&out).unwrap();
-    e.finish().unwrap()
-}
-
-/// Writes the MNIST split `prefix` (`train` or `t10k`) of `n` 28x28 images, labels `i % 10`,
-/// into `dir` (with `.gz` names when `gzip`).
-fn idx_split(dir: &Path, prefix: &str, n: usize, gzip: bool) {
-    std::fs::create_dir_all(dir).unwrap();
-    let ext = if gzip { ".gz" } else { "" };
-    let pixels: Vec<u8> = (0..n * 784).map(|k| (k * 7 % 251) as u8).collect();
-    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-    let images = idx_bytes(2051, &[n as u32, 28, 28], &pixels, gzip);
-    let labels = idx_bytes(2049, &[n as u32], &labels, gzip);
-    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte{ext}")), images).unwrap();
-    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte{ext}")), labels).unwrap();
-}
-
 #[test]
 fn describes_mnist_idx_files() {
     let tmp = tempfile::tempdir().unwrap();
     // gzipped training files, plain test files
-    idx_split(tmp.path(), "train", 120, true);
-    idx_split(tmp.path(), "t10k", 30, false);
+    common::idx_split(tmp.path(), "train", 120, true);
+    common::idx_split(tmp.path(), "t10k", 30, false);
     let root = format!("data.data_root={}", tmp.path().display());
     let v = json(&["data=mnist", &root, "seed=4"]);
     assert_eq!(v["dataset"], "mnist");
@@ -353,8 +324,8 @@ fn describes_mnist_idx_files() {
     // Fashion-MNIST in torchvision's layout, all files gzipped
     let tmp = tempfile::tempdir().unwrap();
     let raw = tmp.path().join("FashionMNIST").join("raw");
-    idx_split(&raw, "train", 24, true);
-    idx_split(&raw, "t10k", 6, true);
+    common::idx_split(&raw, "train", 24, true);
+    common::idx_split(&raw, "t10k", 6, true);
     let root = format!("data.data_root={}", tmp.path().display());
     let v = json(&["data=fashion_mnist", &root]);
     assert_eq!(v["dataset"], "fashion_mnist");
@@ -371,8 +342,8 @@ fn describes_mnist_idx_files() {
 /// its `data.data_root=` override.
 fn corrupted_mnist(tmp: &Path, name: &str, corrupt: impl FnOnce(&Path)) -> String {
     let dir = tmp.join(name);
-    idx_split(&dir, "train", 24, false);
-    idx_split(&dir, "t10k", 12, true);
+    common::idx_split(&dir, "train", 24, false);
+    common::idx_split(&dir, "t10k", 12, true);
     corrupt(&dir);
     format!("data.data_root={}", dir.display())
 }
@@ -405,7 +376,7 @@ fn bad_mnist_files_exit_2_naming_the_file() {
         "IDX magic number 2049, expected 2051",
     );
     let root = corrupted_mnist(t, "magic-gz", |d| {
-        let labels = idx_bytes(2051, &[12], &[0; 12], true);
+        let labels = common::idx_bytes(2051, &[12], &[0; 12], true);
         std::fs::write(d.join("t10k-labels-idx1-ubyte.gz"), labels).unwrap();
     });
     mnist_fails(
@@ -430,7 +401,7 @@ fn bad_mnist_files_exit_2_naming_the_file() {
     });
     mnist_fails(&root, "train-labels-idx1-ubyte", "IDX header truncated");
     let root = corrupted_mnist(t, "counts", |d| {
-        let labels = idx_bytes(2049, &[11], &[0; 11], true);
+        let labels = common::idx_bytes(2049, &[11], &[0; 11], true);
         std::fs::write(d.join("t10k-labels-idx1-ubyte.gz"), labels).unwrap();
     });
     mnist_fails(

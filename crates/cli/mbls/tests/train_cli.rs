@@ -816,3 +816,30 @@ fn test_with_a_post_hoc_calibrator_and_ood_detection() {
     common::fails("train", &a, "test task");
     assert!(!f.root.join("run2").exists());
 }
+
+/// MNIST-style (grey) images train: given to the models as three identical channels.
+#[test]
+fn grey_mnist_images_train_as_three_channels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    common::idx_split(&data, "train", 60, true);
+    common::idx_split(&data, "t10k", 20, false);
+    let run = tmp.path().join("run");
+    let out = train(&[
+        "data=mnist".into(),
+        format!("data.data_root={}", data.display()),
+        "data.batch_size=16".into(),
+        "data.num_workers=1".into(),
+        "model=resnet18_cifar".into(),
+        "model.num_classes=10".into(),
+        "train.max_epoch=1".into(),
+        format!("hydra.run.dir={}", run.display()),
+    ]);
+    assert!(
+        out.contains("grey images: given to the model as 3 identical channels"),
+        "{out}"
+    );
+    let s = summary(&run);
+    assert_eq!(s["test"]["samples"], 20, "{s}");
+    assert!(s["test_pt"].is_object(), "{s}");
+}

@@ -90,8 +90,16 @@ pub trait Task {
     }
 }
 
-/// A [`BatchSource`] over one of the data crate's loaders.
-struct LoaderSource(Loader);
+/// A [`BatchSource`] over one of the data crate's loaders; single-channel (grey) images are
+/// given to the model as three identical channels (torchvision's `Grayscale(3)`), since
+/// every image model takes RGB input.
+struct LoaderSource(Loader, bool);
+
+impl LoaderSource {
+    fn new(loader: &Loader, channels: usize) -> LoaderSource {
+        LoaderSource(loader.clone(), channels == 1)
+    }
+}
 
 impl BatchSource for LoaderSource {
     fn len(&self) -> usize {
@@ -108,8 +116,13 @@ impl BatchSource for LoaderSource {
         Box::new(self.0.epoch_from(epoch, start).map(|b| {
             let b = b?;
             let t = to_tensors(&b, Device::Cpu)?;
+            let inputs = if self.1 {
+                t.images.f_repeat([1, 3, 1, 1])?
+            } else {
+                t.images
+            };
             Ok(Batch {
-                inputs: t.images,
+                inputs,
                 targets: t.targets,
             })
         }))
@@ -144,10 +157,10 @@ impl Classification {
                 spec.data.name
             )));
         }
-        if p.normalize.channels != 3 {
+        if !matches!(p.normalize.channels, 1 | 3) {
             return Err(TrainError::Config(format!(
-                "data.name={}: {}-channel images, but the models take 3-channel (RGB) input; \
-                 training on it is not supported yet (mbls data describes and loads it)",
+                "data.name={}: {}-channel images, but the models take 3-channel (RGB) or \
+                 1-channel (grey, repeated to RGB) input",
                 spec.data.name, p.normalize.channels
             )));
         }
@@ -176,10 +189,10 @@ impl Classification {
                 let q = mbls_data::build(o).map_err(|e| {
                     TrainError::Config(format!("the OOD dataset (ood.name={}): {e}", o.name))
                 })?;
-                if q.segmentation || q.normalize.channels != 3 {
+                if q.segmentation || !matches!(q.normalize.channels, 1 | 3) {
                     return Err(TrainError::Config(format!(
-                        "ood.name={}: the OOD images must be 3-channel classification images \
-                         as the model's input ({}-channel{})",
+                        "ood.name={}: the OOD images must be RGB or grey classification \
+                         images ({}-channel{})",
                         o.name,
                         q.normalize.channels,
                         if q.segmentation { ", segmentation" } else { "" }
@@ -191,14 +204,17 @@ impl Classification {
                         o.root.display()
                     )));
                 }
-                Some((LoaderSource(q.test.clone()), q.format.clone()))
+                Some((
+                    LoaderSource::new(&q.test, q.normalize.channels),
+                    q.format.clone(),
+                ))
             }
         };
         Ok(Classification {
             ood,
-            train: LoaderSource(p.train.clone()),
-            val: LoaderSource(p.val.clone()),
-            test: LoaderSource(p.test.clone()),
+            train: LoaderSource::new(&p.train, p.normalize.channels),
+            val: LoaderSource::new(&p.val, p.normalize.channels),
+            test: LoaderSource::new(&p.test, p.normalize.channels),
             pipelines: p,
             num_bins: spec.calibrate.num_bins,
             keep_train_outputs: spec.train.checkpoint_every > 0,
@@ -247,6 +263,9 @@ impl Task for Classification {
                 p.num_classes
             ),
         ];
+        if p.normalize.channels == 1 {
+            lines.push("grey images: given to the model as 3 identical channels".into());
+        }
         if !p.train_transform.is_empty() {
             lines.push(format!(
                 "train transform: {}",

@@ -83,3 +83,32 @@ pub fn class_images(root: &std::path::Path, train: usize, test: usize) {
         }
     }
 }
+
+/// An IDX file: the big-endian magic number and dimensions, then `body`; gzipped when `gzip`.
+pub fn idx_bytes(magic: u32, dims: &[u32], body: &[u8], gzip: bool) -> Vec<u8> {
+    let mut out = magic.to_be_bytes().to_vec();
+    for d in dims {
+        out.extend_from_slice(&d.to_be_bytes());
+    }
+    out.extend_from_slice(body);
+    if !gzip {
+        return out;
+    }
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(&out).unwrap();
+    e.finish().unwrap()
+}
+
+/// Writes the MNIST split `prefix` (`train` or `t10k`) of `n` 28x28 images, labels `i % 10`,
+/// into `dir` (with `.gz` names when `gzip`).
+pub fn idx_split(dir: &std::path::Path, prefix: &str, n: usize, gzip: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    let ext = if gzip { ".gz" } else { "" };
+    let pixels: Vec<u8> = (0..n * 784).map(|k| (k * 7 % 251) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    let images = idx_bytes(2051, &[n as u32, 28, 28], &pixels, gzip);
+    let labels = idx_bytes(2049, &[n as u32], &labels, gzip);
+    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte{ext}")), images).unwrap();
+    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte{ext}")), labels).unwrap();
+}
