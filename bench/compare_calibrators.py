@@ -106,6 +106,7 @@ import os
 import sys
 
 import numpy as np
+from calib_common import summary
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("dir", help="folder written by bench/calibrators.py")
@@ -174,31 +175,6 @@ def log_softmax64(z):
 
 def softplus(x):
     return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
-
-
-def as_probs(p):
-    p = np.asarray(p, dtype=np.float64)
-    if p.ndim == 1:
-        p = np.stack([1.0 - p, p], axis=1)
-    return p
-
-
-def summary(p, y):
-    """The same numbers bench/calibrators.py stores in reference.json's "test"."""
-    p = as_probs(p)
-    bad = ~np.all(np.isfinite(p), axis=1)
-    q = np.where(bad[:, None], 1.0 / p.shape[1], p)
-    py = np.clip(q[np.arange(len(y)), y], 1e-12, 1.0)
-    conf = q.max(axis=1)
-    correct = (q.argmax(axis=1) == y).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, 16)
-    idx = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, 14)
-    ece = 0.0
-    for b in range(15):
-        m = idx == b
-        if m.any():
-            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
-    return {"nll": float(-np.log(py).mean()), "ece15_top_label": float(ece), "accuracy": float(correct.mean())}
 
 
 def ours_apply(cal, z):

@@ -259,6 +259,24 @@ impl EvalArgs {
     pub fn bins(&self) -> usize {
         self.num_bins.unwrap_or(15)
     }
+
+    /// The bootstrap intervals `--bootstrap`, `--seed` and `--level` ask for, of the samples
+    /// `acc` kept.
+    fn bootstrap_of(&self, acc: &ClassificationAccumulator) -> Result<Option<BootstrapResult>> {
+        self.bootstrap
+            .map(|replicates| {
+                bootstrap(
+                    acc,
+                    &BootstrapOptions {
+                        replicates,
+                        seed: self.seed,
+                        level: self.level,
+                    },
+                )
+            })
+            .transpose()
+            .map_err(Into::into)
+    }
 }
 
 /// Runs `mbls eval`.
@@ -474,17 +492,7 @@ fn classify(
         bail!("{source}: every sample has the ignore label");
     }
     let metrics = acc.finish()?;
-    let bootstrap = match args.bootstrap {
-        Some(reps) => Some(bootstrap(
-            &acc,
-            &BootstrapOptions {
-                replicates: reps,
-                seed: args.seed,
-                level: args.level,
-            },
-        )?),
-        None => None,
-    };
+    let bootstrap = args.bootstrap_of(&acc)?;
     let mut ece_compat = Vec::new();
     let mut extra = None;
     if keep_probs {
@@ -677,17 +685,7 @@ fn metrics_of(
     let mut acc = ClassificationAccumulator::new(classes, opts)?;
     acc.update(&out.scores, labels)?;
     let m = acc.finish()?;
-    let b = match args.bootstrap {
-        Some(reps) => Some(bootstrap(
-            &acc,
-            &BootstrapOptions {
-                replicates: reps,
-                seed: args.seed,
-                level: args.level,
-            },
-        )?),
-        None => None,
-    };
+    let b = args.bootstrap_of(&acc)?;
     Ok((m, b))
 }
 

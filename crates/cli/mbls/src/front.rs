@@ -10,6 +10,7 @@
 mod calibrate_cmd;
 mod eval;
 mod input;
+mod plain_cmd;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -21,36 +22,19 @@ use std::process::ExitCode;
 #[command(name = "mbls", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: plain_cmd::PlainCommand,
 }
-
-/// The subcommands this binary runs itself (their text is that of `mbls-torch`'s).
-#[derive(Subcommand)]
-enum Command {
-    /// Measure calibration of saved logits or probabilities (.npz or two .npy files).
-    Eval(eval::EvalArgs),
-    /// Fit post-hoc calibrators on validation logits (temperature, vector, matrix, Dirichlet,
-    /// histogram binning, isotonic, Platt, beta), save them as JSON, apply them.
-    Calibrate(calibrate_cmd::CalibrateArgs),
-}
-
-/// The subcommands run here.
-const PLAIN: &[&str] = &["eval", "calibrate"];
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     let plain = args
         .get(1)
         .and_then(|a| a.to_str())
-        .is_some_and(|a| PLAIN.contains(&a));
+        .is_some_and(plain_cmd::PlainCommand::has_subcommand);
     if !plain {
         return hand_over(&args);
     }
-    let result = match Cli::parse().command {
-        Command::Eval(a) => eval::run(a),
-        Command::Calibrate(a) => calibrate_cmd::run(a),
-    };
-    match result {
+    match Cli::parse().command.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

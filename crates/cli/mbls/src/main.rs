@@ -9,6 +9,7 @@ mod eval;
 mod input;
 mod loss_cmd;
 mod model_cmd;
+mod plain_cmd;
 mod report;
 mod train_cmd;
 
@@ -25,11 +26,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Measure calibration of saved logits or probabilities (.npz or two .npy files).
-    Eval(eval::EvalArgs),
-    /// Fit post-hoc calibrators on validation logits (temperature, vector, matrix, Dirichlet,
-    /// histogram binning, isotonic, Platt, beta), save them as JSON, apply them.
-    Calibrate(calibrate_cmd::CalibrateArgs),
+    /// `eval`, `calibrate`.
+    #[command(flatten)]
+    Plain(plain_cmd::PlainCommand),
     /// Evaluate a configured loss (and its gradient) on saved logits and targets (.npy).
     Loss(loss_cmd::LossArgs),
     /// Show a configured model's parameter count and state dict (names, shapes).
@@ -60,8 +59,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let result = match cli.command {
-        Command::Eval(args) => eval::run(args),
-        Command::Calibrate(args) => calibrate_cmd::run(args),
+        Command::Plain(c) => c.run(),
         Command::Loss(args) => loss_cmd::run(args),
         Command::Model(args) => model_cmd::run(args),
         Command::Data(args) => data_cmd::run(args),

@@ -42,28 +42,41 @@ pub struct OodReport {
     pub entropy: Detection,
 }
 
-/// Average precision of `pos` scores against `neg` scores, higher scores predicted
-/// positive: `Σ_t (R_t - R_{t-1}) P_t` over distinct thresholds.
-fn average_precision(pos: &[f64], neg: &[f64]) -> f64 {
+/// The positive and negative counts at each distinct score, highest score first: one sort
+/// serves the ROC curve and both average precisions.
+fn tie_blocks(pos: &[f64], neg: &[f64]) -> Vec<(f64, f64)> {
     let mut all: Vec<(f64, bool)> = pos
         .iter()
         .map(|&s| (s, true))
         .chain(neg.iter().map(|&s| (s, false)))
         .collect();
     all.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let (np, mut tp, mut fp) = (pos.len() as f64, 0f64, 0f64);
-    let (mut ap, mut prev_recall) = (0.0, 0.0);
+    let mut blocks = Vec::new();
     let mut i = 0;
     while i < all.len() {
         let s = all[i].0;
+        let (mut p, mut n) = (0f64, 0f64);
         while i < all.len() && all[i].0 == s {
             if all[i].1 {
-                tp += 1.0;
+                p += 1.0;
             } else {
-                fp += 1.0;
+                n += 1.0;
             }
             i += 1;
         }
+        blocks.push((p, n));
+    }
+    blocks
+}
+
+/// Average precision over tie blocks of (positive, negative) counts in threshold order:
+/// `Σ_t (R_t - R_{t-1}) P_t` over distinct thresholds.
+fn average_precision(blocks: impl Iterator<Item = (f64, f64)>, np: f64) -> f64 {
+    let (mut tp, mut fp) = (0f64, 0f64);
+    let (mut ap, mut prev_recall) = (0.0, 0.0);
+    for (p, n) in blocks {
+        tp += p;
+        fp += n;
         let recall = tp / np;
         ap += (recall - prev_recall) * (tp / (tp + fp));
         prev_recall = recall;
@@ -71,30 +84,15 @@ fn average_precision(pos: &[f64], neg: &[f64]) -> f64 {
     ap
 }
 
-/// AUROC and FPR at 95% TPR of `pos` (in-distribution) against `neg` scores, higher scores
-/// predicted positive.
-fn roc(pos: &[f64], neg: &[f64]) -> (f64, f64) {
-    let mut all: Vec<(f64, bool)> = pos
-        .iter()
-        .map(|&s| (s, true))
-        .chain(neg.iter().map(|&s| (s, false)))
-        .collect();
-    all.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let (np, nn) = (pos.len() as f64, neg.len() as f64);
+/// AUROC and FPR at 95% TPR from the tie blocks (highest score first), positives being
+/// in-distribution.
+fn roc(blocks: &[(f64, f64)], np: f64, nn: f64) -> (f64, f64) {
     let (mut tp, mut fp) = (0f64, 0f64);
     let (mut area, mut fpr95) = (0.0, None);
-    let mut i = 0;
-    while i < all.len() {
-        let s = all[i].0;
+    for &(p, n) in blocks {
         let (tp0, fp0) = (tp, fp);
-        while i < all.len() && all[i].0 == s {
-            if all[i].1 {
-                tp += 1.0;
-            } else {
-                fp += 1.0;
-            }
-            i += 1;
-        }
+        tp += p;
+        fp += n;
         // trapezoid over the tie block: ties count one half
         area += (fp - fp0) * (tp + tp0) / 2.0;
         if fpr95.is_none() && tp / np >= 0.95 {
@@ -114,12 +112,14 @@ pub fn detection(in_scores: &[f64], out_scores: &[f64]) -> Result<Detection, Met
             "OOD score {v} is not a number"
         )));
     }
-    let (auroc, fpr) = roc(in_scores, out_scores);
-    let neg = |v: &[f64]| v.iter().map(|x| -x).collect::<Vec<_>>();
+    let (np, nn) = (in_scores.len() as f64, out_scores.len() as f64);
+    let blocks = tie_blocks(in_scores, out_scores);
+    let (auroc, fpr) = roc(&blocks, np, nn);
     Ok(Detection {
         auroc,
-        aupr_in: average_precision(in_scores, out_scores),
-        aupr_out: average_precision(&neg(out_scores), &neg(in_scores)),
+        aupr_in: average_precision(blocks.iter().copied(), np),
+        // OOD positive, lower scores first: the same blocks from the other end
+        aupr_out: average_precision(blocks.iter().rev().map(|&(p, n)| (n, p)), nn),
         fpr_at_95_tpr: fpr,
     })
 }

@@ -893,7 +893,18 @@ impl<R: Read> NpyStream<R> {
     /// names the source in errors.
     pub fn new(mut r: R, file_len: Option<u64>, context: String) -> Result<Self, NpyError> {
         let (h, n, _) = read_header(&mut r, file_len).map_err(|e| e.within(context.clone()))?;
-        Ok(NpyStream {
+        Ok(Self::after_header(r, h, n, context, None))
+    }
+
+    /// The stream positioned after header `h` of `n` elements.
+    fn after_header(
+        r: R,
+        h: Header,
+        n: usize,
+        context: String,
+        member: Option<(String, String)>,
+    ) -> Self {
+        NpyStream {
             r,
             dtype: h.dtype,
             big_endian: h.big_endian,
@@ -903,8 +914,8 @@ impl<R: Read> NpyStream<R> {
             shape: h.shape,
             remaining: n,
             context,
-            member: None,
-        })
+            member,
+        }
     }
 
     /// The error to return for `e`: a CRC-32 mismatch of the member being read when the zip
@@ -1077,18 +1088,7 @@ impl<R: Read + Seek> Npz<R> {
         let size = f.size();
         let mut r = BufReader::with_capacity(1 << 20, ZipMember(Box::new(f)));
         match read_header(&mut r, Some(size)) {
-            Ok((h, n, _)) => Ok(NpyStream {
-                r,
-                dtype: h.dtype,
-                big_endian: h.big_endian,
-                fortran: h.fortran && h.shape.len() > 1,
-                whole: None,
-                offset: 0,
-                shape: h.shape,
-                remaining: n,
-                context: ctx,
-                member: Some((name, archive)),
-            }),
+            Ok((h, n, _)) => Ok(NpyStream::after_header(r, h, n, ctx, Some((name, archive)))),
             Err(e) => {
                 // a corrupt member is reported as such, not by its symptom (as `get` does)
                 let tail = std::io::copy(&mut (&mut r).take(CRC_LOOKAHEAD), &mut std::io::sink());

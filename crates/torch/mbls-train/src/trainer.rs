@@ -5,7 +5,7 @@ use crate::meter::Meter;
 use crate::report::{self, CalibratorResult, OodResult, PhaseResult, Summary, TemperatureResult};
 use crate::runlog::{Record, RunFolder, now, timestamp_utc};
 use crate::spec::{OptimSpec, RunSpec, TaskKind};
-use crate::task::{self, BatchSource, Phase, Task};
+use crate::task::{self, Batch, BatchSource, Phase, Task};
 use mbls_engine::checkpoint::{CheckpointDir, LoadOptions, TrainState, load_weights};
 use mbls_engine::losses::{Loss, build_loss};
 use mbls_engine::models::{Model, build_model, channels_last, vars_to_channels_last};
@@ -467,6 +467,50 @@ pub(crate) fn differing_keys(a: &Value, b: &Value, prefix: &str, out: &mut Vec<S
     }
 }
 
+/// Runs every batch of `source` (`epoch`'s order) through the model in eval mode without
+/// gradients, with a progress bar named `what`, giving each batch and its logits to `f`;
+/// returns the number of samples. Stops with [`TrainError::Interrupted`] on Ctrl-C.
+fn forward_batches(
+    net: &Net,
+    source: &dyn BatchSource,
+    epoch: u64,
+    what: &str,
+    folder: &mut RunFolder,
+    stop: &AtomicBool,
+    mut f: impl FnMut(&Batch, &Tensor) -> Result<(), TrainError>,
+) -> Result<usize, TrainError> {
+    folder.start_bar(source.num_batches(), what);
+    let t0 = Instant::now();
+    let mut seen = 0usize;
+    for (i, b) in source.epoch(epoch, 0).enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            folder.end_bar();
+            return Err(TrainError::Interrupted {
+                epoch,
+                iteration: i,
+                what: format!("during {what}; nothing of this phase was kept"),
+            });
+        }
+        let b = b?;
+        let x = net.input(&b.inputs)?;
+        let logits = tch::no_grad(|| net.model.forward_t(&x, false));
+        if let Err(e) = f(&b, &logits) {
+            folder.end_bar();
+            return Err(e);
+        }
+        seen += b.inputs.size()[0] as usize;
+        folder.bar_update(
+            i + 1,
+            format!(
+                "{:.0} img/s",
+                seen as f64 / t0.elapsed().as_secs_f64().max(1e-9)
+            ),
+        );
+    }
+    folder.end_bar();
+    Ok(seen)
+}
+
 /// An evaluated phase: its results, its meter (with the kept logits) and the batch sizes.
 type Evaluated = (PhaseResult, Box<dyn Meter>, Vec<usize>);
 
@@ -486,38 +530,22 @@ fn evaluate(
     let mut meter = task.meter(phase)?;
     let mut losses = LossMeter::new(loss.term_names());
     let mut sizes = Vec::new();
-    let n = source.num_batches();
-    folder.start_bar(n, phase.as_str());
-    let t0 = Instant::now();
-    let mut seen = 0usize;
-    for (i, b) in source.epoch(epoch, 0).enumerate() {
-        if stop.load(Ordering::Relaxed) {
-            folder.end_bar();
-            return Err(TrainError::Interrupted {
-                epoch,
-                iteration: i,
-                what: format!("during {}; nothing of this phase was kept", phase.as_str()),
-            });
-        }
-        let b = b?;
-        let x = net.input(&b.inputs)?;
-        let y = b.targets.f_to_device(net.device)?;
-        let logits = tch::no_grad(|| net.model.forward_t(&x, false));
-        let terms = tch::no_grad(|| loss.forward(&logits, &y))?;
-        losses.add(&terms.values()?, 1.0);
-        meter.update(&logits, &y)?;
-        let bs = b.targets.size()[0] as usize;
-        sizes.push(bs);
-        seen += bs;
-        folder.bar_update(
-            i + 1,
-            format!(
-                "{:.0} img/s",
-                seen as f64 / t0.elapsed().as_secs_f64().max(1e-9)
-            ),
-        );
-    }
-    folder.end_bar();
+    let seen = forward_batches(
+        net,
+        source,
+        epoch,
+        phase.as_str(),
+        folder,
+        stop,
+        |b, logits| {
+            let y = b.targets.f_to_device(net.device)?;
+            let terms = tch::no_grad(|| loss.forward(logits, &y))?;
+            losses.add(&terms.values()?, 1.0);
+            meter.update(logits, &y)?;
+            sizes.push(b.targets.size()[0] as usize);
+            Ok(())
+        },
+    )?;
     let (metrics, _) = meter.finish()?;
     let result = PhaseResult::new(phase.as_str(), seen as u64, losses.means(), &metrics);
     Ok((result, meter, sizes))
@@ -1033,28 +1061,12 @@ fn forward_logits(
     folder: &mut RunFolder,
     stop: &AtomicBool,
 ) -> Result<(Vec<f32>, Vec<i64>), TrainError> {
-    let n = source.num_batches();
-    folder.start_bar(n, what);
-    let t0 = Instant::now();
     let mut out = Vec::with_capacity(source.len() * classes);
     let mut labels = Vec::with_capacity(source.len());
-    let mut seen = 0usize;
-    for (i, b) in source.epoch(0, 0).enumerate() {
-        if stop.load(Ordering::Relaxed) {
-            folder.end_bar();
-            return Err(TrainError::Interrupted {
-                epoch: 0,
-                iteration: i,
-                what: format!("during {what}; nothing of this phase was kept"),
-            });
-        }
-        let b = b?;
-        let x = net.input(&b.inputs)?;
-        let logits = tch::no_grad(|| net.model.forward_t(&x, false));
-        let v = crate::meter::to_vec_f32(&logits)?;
+    forward_batches(net, source, 0, what, folder, stop, |b, logits| {
+        let v = crate::meter::to_vec_f32(logits)?;
         let bs = b.inputs.size()[0] as usize;
         if v.len() != bs * classes {
-            folder.end_bar();
             return Err(TrainError::Config(format!(
                 "{what}: the model gave {} values for {bs} images, not {classes} classes each",
                 v.len()
@@ -1062,16 +1074,8 @@ fn forward_logits(
         }
         out.extend_from_slice(&v);
         labels.extend(crate::meter::to_vec_i64(&b.targets)?);
-        seen += bs;
-        folder.bar_update(
-            i + 1,
-            format!(
-                "{:.0} img/s",
-                seen as f64 / t0.elapsed().as_secs_f64().max(1e-9)
-            ),
-        );
-    }
-    folder.end_bar();
+        Ok(())
+    })?;
     Ok((out, labels))
 }
 

@@ -1,0 +1,24 @@
+//! The subcommands that need no libtorch (`eval`, `calibrate`): run by the `mbls` front binary
+//! itself and, flattened into its full command set, by `mbls-torch`.
+
+use clap::Subcommand;
+
+/// `mbls eval` and `mbls calibrate`.
+#[derive(Subcommand)]
+pub enum PlainCommand {
+    /// Measure calibration of saved logits or probabilities (.npz or two .npy files).
+    Eval(crate::eval::EvalArgs),
+    /// Fit post-hoc calibrators on validation logits (temperature, vector, matrix, Dirichlet,
+    /// histogram binning, isotonic, Platt, beta), save them as JSON, apply them.
+    Calibrate(crate::calibrate_cmd::CalibrateArgs),
+}
+
+impl PlainCommand {
+    /// Runs the subcommand.
+    pub fn run(self) -> anyhow::Result<()> {
+        match self {
+            PlainCommand::Eval(a) => crate::eval::run(a),
+            PlainCommand::Calibrate(a) => crate::calibrate_cmd::run(a),
+        }
+    }
+}
