@@ -26,6 +26,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    plain_cmd::default_sigpipe();
     let args: Vec<OsString> = std::env::args_os().collect();
     let plain = args
         .get(1)

@@ -50,6 +50,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    plain_cmd::default_sigpipe();
     let help = train_cmd::help_text(&train_cmd::user_configs_of_argv());
     let command = Cli::command()
         .mut_subcommand("train", |c| c.after_help(help.clone()))

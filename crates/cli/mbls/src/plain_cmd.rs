@@ -22,3 +22,16 @@ impl PlainCommand {
         }
     }
 }
+
+/// Restores the default action of SIGPIPE (the Rust runtime ignores it, so that a write to a
+/// closed pipe, as in `mbls eval X | head -1`, fails and `println!` panics). With the default
+/// action the process ends quietly when its reader goes away, as `cat` and `grep` do.
+/// Checkpoints and results stay intact: every file is written atomically.
+pub fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_DFL at the start of main, before any
+    // other thread exists, has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

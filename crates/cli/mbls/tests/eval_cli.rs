@@ -573,3 +573,35 @@ fn eval_runs_without_mbls_torch_and_its_absence_is_named() {
         "{err}"
     );
 }
+
+/// `mbls eval X | head -1`: a reader that goes away ends the process quietly (SIGPIPE's
+/// default action, as for `cat`), never a "Broken pipe" panic; so for `mbls-torch` too.
+#[cfg(unix)]
+#[test]
+fn a_closed_output_pipe_is_not_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let digits = repo().join("examples/digits/test.npz");
+    let digits = digits.to_str().unwrap();
+    for args in [
+        vec!["eval", digits],
+        vec!["eval", digits, "--json"],
+        vec!["model", "model=resnet18_cifar"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader); // the reader is gone before the first write
+        let out = Command::new(env!("CARGO_BIN_EXE_mbls"))
+            .args(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+    }
+}
