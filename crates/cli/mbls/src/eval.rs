@@ -469,12 +469,12 @@ fn classify(
     let (mut probs, mut kept) = (Vec::new(), Vec::new());
     let mut ood_in = args.ood.as_ref().map(|_| OodScores::default());
     let mut ignored = 0u64;
-    while let Some((mut s, mut y)) = rows.next_chunk()? {
+    rows.for_each_chunk(|mut s, mut y| {
         if let Some(ig) = args.ignore_index {
             ignored += drop_rows(&mut s, &mut y, c, ig);
         }
         if y.is_empty() {
-            continue;
+            return Ok(());
         }
         acc.update(&s, &y).with_context(|| source.clone())?;
         if let (Some(a), Some((t, ..))) = (&mut acc_ts, &fit) {
@@ -487,7 +487,8 @@ fn classify(
             probs.extend(mbls_metrics::probabilities(&s, c, kind));
             kept.extend_from_slice(&y);
         }
-    }
+        Ok(())
+    })?;
     if acc.samples() == 0 {
         bail!("{source}: every sample has the ignore label");
     }
@@ -517,11 +518,12 @@ fn classify(
                     );
                 }
                 let mut outside = OodScores::default();
-                while let Some((s, _)) = o.next_chunk()? {
+                let from = o.source().to_string();
+                o.for_each_chunk(|s, _| {
                     outside
                         .update(&s, c, kind, "out-of-distribution scores")
-                        .with_context(|| o.source().to_string())?;
-                }
+                        .with_context(|| from.clone())
+                })?;
                 Ok(outside)
             })?
             .ok_or_else(|| anyhow::anyhow!("{}: OOD scores must be N x C", path.display()))?;

@@ -364,6 +364,38 @@ impl Rows<'_> {
         Ok(Some((x, y)))
     }
 
+    /// Calls `f` on every remaining chunk (as [`Rows::next_chunk`] gives them), in order,
+    /// while the next chunk is being read: `f` runs on a thread of its own, this one reads
+    /// ahead by one chunk. Stops at the first error, of `f` or of the reading (`f`'s first,
+    /// as it concerns earlier rows).
+    pub fn for_each_chunk(
+        &mut self,
+        mut f: impl FnMut(Vec<f32>, Vec<i64>) -> Result<()> + Send,
+    ) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<f32>, Vec<i64>)>(1);
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(move || -> Result<()> {
+                for (s, y) in rx {
+                    f(s, y)?;
+                }
+                Ok(())
+            });
+            let read = (|| -> Result<()> {
+                while let Some(chunk) = self.next_chunk()? {
+                    if tx.send(chunk).is_err() {
+                        break; // `f` failed: its error is reported
+                    }
+                }
+                Ok(())
+            })();
+            drop(tx);
+            let done = worker
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            done.and(read)
+        })
+    }
+
     /// Checks what follows the data (an `.npz` member's CRC-32 among it).
     fn finish(self) -> Result<()> {
         self.logits.finish()?;

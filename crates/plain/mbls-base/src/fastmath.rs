@@ -196,6 +196,254 @@ pub fn max_min_sum(v: &[f32]) -> (f32, f32, f32) {
     (m, n, fold8(&sm))
 }
 
+/// What one pass over a row gives: [`row_stats`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowStats {
+    /// The maximum (`-inf` for an empty row; NaN skipped).
+    pub max: f32,
+    /// The minimum (`+inf` for an empty row; NaN skipped).
+    pub min: f32,
+    /// The sum, in the 8-lane order of [`max_min_sum`] (NaN poisons it).
+    pub sum: f32,
+    /// The largest value once one occurrence of the maximum is left out (`max` itself when
+    /// it occurs twice; `-inf` for a row of one).
+    pub second: f32,
+    /// The index of the first occurrence of the maximum (0 if there is none).
+    pub argmax: usize,
+}
+
+/// Maximum, minimum, sum, second largest value and first index of the maximum of `v`, in
+/// one pass of 8 lanes (lane `i` takes the elements `i mod 8`, as [`max_min_sum`], whose
+/// three values these are bit for bit). Rows longer than 2^24 take two passes.
+#[inline(always)]
+pub fn row_stats(v: &[f32]) -> RowStats {
+    row_stats_impl::<false>(v)
+}
+
+/// [`row_stats`] in 8-lane AVX2 registers (the same result bit for bit).
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub unsafe fn row_stats_avx2(v: &[f32]) -> RowStats {
+    row_stats_impl::<true>(v)
+}
+
+#[inline(always)]
+fn row_stats_impl<const AVX2: bool>(v: &[f32]) -> RowStats {
+    if v.len() >= 1 << 24 {
+        let (max, min, sum) = max_min_sum(v);
+        let argmax = first_index_of(v, max).unwrap_or(0);
+        return RowStats {
+            max,
+            min,
+            sum,
+            second: max_except(v, argmax),
+            argmax,
+        };
+    }
+    let mut l = Lanes8::new();
+    let mut it = v.chunks_exact(8);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if AVX2 {
+            // SAFETY: `AVX2` only from `row_stats_avx2`, whose caller checked the CPU.
+            unsafe { l.chunks_avx2(&mut it) };
+        } else {
+            // SAFETY: SSE2 is part of x86_64; the loads stay inside the 8-element chunks.
+            unsafe { l.chunks_sse2(&mut it) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut base = 0;
+        for c in &mut it {
+            for i in 0..8 {
+                l.push(i, c[i], (base + i) as f32);
+            }
+            base += 8;
+        }
+    }
+    let base = v.len() - it.remainder().len();
+    for (i, &x) in it.remainder().iter().enumerate() {
+        l.push(i, x, (base + i) as f32);
+    }
+    l.finish()
+}
+
+/// The per-lane state of [`row_stats`]: top two values, the first index of the top one, the
+/// minimum and the sum. The updates are selects (`x > m ? x : m`), as `maxps`/`minps` do.
+struct Lanes8 {
+    m1: [f32; 8],
+    m2: [f32; 8],
+    idx: [f32; 8],
+    mn: [f32; 8],
+    sm: [f32; 8],
+}
+
+impl Lanes8 {
+    #[inline(always)]
+    fn new() -> Self {
+        Lanes8 {
+            m1: [f32::NEG_INFINITY; 8],
+            m2: [f32::NEG_INFINITY; 8],
+            idx: [-1.0; 8],
+            mn: [f32::INFINITY; 8],
+            sm: [0.0; 8],
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, i: usize, x: f32, k: f32) {
+        let lo = if self.m1[i] < x { self.m1[i] } else { x }; // min(m1, x)
+        self.m2[i] = if lo > self.m2[i] { lo } else { self.m2[i] };
+        if x > self.m1[i] {
+            self.idx[i] = k;
+            self.m1[i] = x;
+        }
+        self.mn[i] = if x < self.mn[i] { x } else { self.mn[i] };
+        self.sm[i] += x;
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn chunks_sse2(&mut self, it: &mut std::slice::ChunksExact<'_, f32>) {
+        use std::arch::x86_64::*;
+        // SAFETY (whole body): unaligned loads and stores inside the chunks and the arrays.
+        unsafe {
+            let ld = |a: &[f32; 8], h: usize| _mm_loadu_ps(a.as_ptr().add(4 * h));
+            let (mut a0, mut a1) = (ld(&self.m1, 0), ld(&self.m1, 1));
+            let (mut b0, mut b1) = (ld(&self.m2, 0), ld(&self.m2, 1));
+            let (mut i0, mut i1) = (ld(&self.idx, 0), ld(&self.idx, 1));
+            let (mut n0, mut n1) = (ld(&self.mn, 0), ld(&self.mn, 1));
+            let (mut s0, mut s1) = (ld(&self.sm, 0), ld(&self.sm, 1));
+            let mut k0 = _mm_setr_ps(0.0, 1.0, 2.0, 3.0);
+            let mut k1 = _mm_setr_ps(4.0, 5.0, 6.0, 7.0);
+            let eight = _mm_set1_ps(8.0);
+            for c in it {
+                let x0 = _mm_loadu_ps(c.as_ptr());
+                let x1 = _mm_loadu_ps(c.as_ptr().add(4));
+                // m2 = max(m2, min(m1, x)); then m1 = max(x, m1), idx where x > m1
+                b0 = _mm_max_ps(_mm_min_ps(a0, x0), b0);
+                b1 = _mm_max_ps(_mm_min_ps(a1, x1), b1);
+                let g0 = _mm_cmpgt_ps(x0, a0);
+                let g1 = _mm_cmpgt_ps(x1, a1);
+                i0 = _mm_or_ps(_mm_and_ps(g0, k0), _mm_andnot_ps(g0, i0));
+                i1 = _mm_or_ps(_mm_and_ps(g1, k1), _mm_andnot_ps(g1, i1));
+                a0 = _mm_max_ps(x0, a0);
+                a1 = _mm_max_ps(x1, a1);
+                n0 = _mm_min_ps(x0, n0);
+                n1 = _mm_min_ps(x1, n1);
+                s0 = _mm_add_ps(s0, x0);
+                s1 = _mm_add_ps(s1, x1);
+                k0 = _mm_add_ps(k0, eight);
+                k1 = _mm_add_ps(k1, eight);
+            }
+            let st = |a: &mut [f32; 8], v0, v1| {
+                _mm_storeu_ps(a.as_mut_ptr(), v0);
+                _mm_storeu_ps(a.as_mut_ptr().add(4), v1);
+            };
+            st(&mut self.m1, a0, a1);
+            st(&mut self.m2, b0, b1);
+            st(&mut self.idx, i0, i1);
+            st(&mut self.mn, n0, n1);
+            st(&mut self.sm, s0, s1);
+        }
+    }
+
+    /// [`Lanes8::chunks_sse2`] in one 8-lane register.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn chunks_avx2(&mut self, it: &mut std::slice::ChunksExact<'_, f32>) {
+        use std::arch::x86_64::*;
+        // SAFETY (whole body): unaligned loads and stores inside the chunks and the arrays.
+        unsafe {
+            let mut a = _mm256_loadu_ps(self.m1.as_ptr());
+            let mut b = _mm256_loadu_ps(self.m2.as_ptr());
+            let mut ix = _mm256_loadu_ps(self.idx.as_ptr());
+            let mut n = _mm256_loadu_ps(self.mn.as_ptr());
+            let mut sm = _mm256_loadu_ps(self.sm.as_ptr());
+            let mut k = _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0);
+            let eight = _mm256_set1_ps(8.0);
+            for c in it {
+                let x = _mm256_loadu_ps(c.as_ptr());
+                b = _mm256_max_ps(_mm256_min_ps(a, x), b);
+                let g = _mm256_cmp_ps::<_CMP_GT_OQ>(x, a);
+                ix = _mm256_blendv_ps(ix, k, g);
+                a = _mm256_max_ps(x, a);
+                n = _mm256_min_ps(x, n);
+                sm = _mm256_add_ps(sm, x);
+                k = _mm256_add_ps(k, eight);
+            }
+            _mm256_storeu_ps(self.m1.as_mut_ptr(), a);
+            _mm256_storeu_ps(self.m2.as_mut_ptr(), b);
+            _mm256_storeu_ps(self.idx.as_mut_ptr(), ix);
+            _mm256_storeu_ps(self.mn.as_mut_ptr(), n);
+            _mm256_storeu_ps(self.sm.as_mut_ptr(), sm);
+        }
+    }
+
+    #[inline(always)]
+    fn finish(&self) -> RowStats {
+        let max = self.m1.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let min = self.mn.iter().fold(f32::INFINITY, |a, &b| a.min(b));
+        // the first index: the smallest lane index among the lanes holding the maximum
+        let argmax = (0..8)
+            .filter(|&i| self.m1[i] == max && self.idx[i] >= 0.0)
+            .map(|i| self.idx[i] as usize)
+            .min()
+            .unwrap_or(0);
+        // the second largest of the lanes' top two values (a multiset)
+        let (mut t1, mut t2) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+        for &x in self.m1.iter().chain(&self.m2) {
+            let lo = if t1 < x { t1 } else { x };
+            t2 = if lo > t2 { lo } else { t2 };
+            t1 = if x > t1 { x } else { t1 };
+        }
+        RowStats {
+            max,
+            min,
+            sum: fold8(&self.sm),
+            second: t2,
+            argmax,
+        }
+    }
+}
+
+/// The sum of `v` in the 8-lane order of [`max_min_sum`] (its third value, bit for bit).
+#[inline(always)]
+pub fn sum8(v: &[f32]) -> f32 {
+    max_min_sum(v).2
+}
+
+/// [`sum8`] in one AVX2 register (the same result bit for bit).
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub unsafe fn sum8_avx2(v: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let mut sm = [0f32; 8];
+    let mut it = v.chunks_exact(8);
+    // SAFETY: loads inside the 8-element chunks, a store into the 8-float array.
+    unsafe {
+        let mut acc = _mm256_setzero_ps();
+        for c in &mut it {
+            acc = _mm256_add_ps(acc, _mm256_loadu_ps(c.as_ptr()));
+        }
+        _mm256_storeu_ps(sm.as_mut_ptr(), acc);
+    }
+    for (i, &x) in it.remainder().iter().enumerate() {
+        sm[i] += x;
+    }
+    fold8(&sm)
+}
+
 /// The fixed-order sum of 8 float lanes, `((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7))`
 /// (the fold of two 4-lane halves, as a vector reduction does it).
 #[inline(always)]
@@ -203,32 +451,44 @@ pub fn fold8(l: &[f32; 8]) -> f32 {
     ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]))
 }
 
-/// Maximum of `v` leaving out index `skip` (8 lanes, vectorised).
+/// Maximum of `v` leaving out index `skip` (NaN skipped, `-inf` if nothing is left).
 #[inline(always)]
 pub fn max_except(v: &[f32], skip: usize) -> f32 {
-    let mut mx = [f32::NEG_INFINITY; 8];
-    let mut it = v.chunks_exact(8);
+    if skip >= v.len() {
+        return max_min_sum(v).0;
+    }
+    let a = max_min_sum(&v[..skip]).0;
+    let b = max_min_sum(&v[skip + 1..]).0;
+    if b > a { b } else { a }
+}
+
+/// The index of the first element of `v` equal to `x` (`None` if there is none), four
+/// elements per comparison.
+#[inline(always)]
+pub fn first_index_of(v: &[f32], x: f32) -> Option<usize> {
+    let mut it = v.chunks_exact(4);
     let mut base = 0;
     for c in &mut it {
-        for i in 0..8 {
-            let x = if base + i == skip {
-                f32::NEG_INFINITY
-            } else {
-                c[i]
-            };
-            mx[i] = mx[i].max(x);
+        let m = lanes_where(c, |a| a == x);
+        if m != 0 {
+            return Some(base + m.trailing_zeros() as usize);
         }
-        base += 8;
+        base += 4;
     }
-    for (i, &x) in it.remainder().iter().enumerate() {
-        let x = if base + i == skip {
-            f32::NEG_INFINITY
-        } else {
-            x
-        };
-        mx[i] = mx[i].max(x);
+    it.remainder()
+        .iter()
+        .position(|&a| a == x)
+        .map(|i| base + i)
+}
+
+/// Bit `i` set where `pred(c[i])`, for a chunk of 4 (compare and movemask on x86_64).
+#[inline(always)]
+fn lanes_where(c: &[f32], pred: impl Fn(f32) -> bool) -> u32 {
+    let mut m = 0u32;
+    for (i, &a) in c[..4].iter().enumerate() {
+        m |= (pred(a) as u32) << i;
     }
-    mx.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b))
+    m
 }
 
 #[cfg(test)]
@@ -294,6 +554,59 @@ mod tests {
         for (x, y) in v.iter().zip(&a) {
             assert_eq!(exp64(*x).to_bits(), y.to_bits(), "{x}");
         }
+    }
+
+    #[test]
+    fn row_stats_is_the_separate_passes() {
+        let mut seed = 11u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 40) as f32 / (1u64 << 24) as f32
+        };
+        for len in [1usize, 2, 3, 7, 8, 9, 15, 16, 17, 100, 1000] {
+            for coarse in [false, true] {
+                // coarse values: many ties, the maximum several times
+                let v: Vec<f32> = (0..len)
+                    .map(|_| {
+                        let x = next() * 8.0 - 4.0;
+                        if coarse { x.round() } else { x }
+                    })
+                    .collect();
+                let (max, min, sum) = max_min_sum(&v);
+                let argmax = v.iter().position(|&x| x == max).unwrap();
+                let mut rest = v.clone();
+                rest.remove(argmax);
+                let second = rest.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                let r = row_stats(&v);
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2.
+                    let (ra, sa) = unsafe { (row_stats_avx2(&v), sum8_avx2(&v)) };
+                    assert_eq!(format!("{ra:?}"), format!("{r:?}"), "{len}");
+                    assert_eq!(sa.to_bits(), sum.to_bits(), "{len}");
+                }
+                assert_eq!(sum8(&v).to_bits(), sum.to_bits());
+                assert_eq!(r.max.to_bits(), max.to_bits(), "{len}");
+                assert_eq!(r.min.to_bits(), min.to_bits(), "{len}");
+                assert_eq!(r.sum.to_bits(), sum.to_bits(), "{len}");
+                assert_eq!(r.argmax, argmax, "{len} {coarse}");
+                assert_eq!(r.second, second, "{len} {coarse}");
+                assert_eq!(max_except(&v, argmax), second);
+            }
+        }
+        let e = row_stats(&[]);
+        assert_eq!((e.max, e.argmax, e.sum), (f32::NEG_INFINITY, 0, 0.0));
+    }
+
+    #[test]
+    fn index_scans() {
+        let v: Vec<f32> = (0..23).map(|i| ((i * 7) % 11) as f32 * 0.1).collect();
+        for x in [0.0f32, 0.3, 0.7, 1.0, 5.0] {
+            assert_eq!(first_index_of(&v, x), v.iter().position(|&a| a == x), "{x}");
+        }
+        assert_eq!(first_index_of(&[], 1.0), None);
     }
 
     #[test]

@@ -140,9 +140,9 @@ pub struct ClassificationAccumulator {
     cw_count: Vec<u64>,
     cw_sum: Vec<f64>,
     cw_pos: Vec<u64>,
-    cw_total_count: Vec<u64>,
+    cw_zero: Vec<u64>,
     cw_total_sum: Vec<f64>,
-    sq_sum: Vec<f64>,
+    sq_sum: f64,
     nll_sum: f64,
     brier_sum: f64,
     conf_sum: f64,
@@ -190,9 +190,9 @@ impl ClassificationAccumulator {
             cw_count: vec![0; b * classes],
             cw_sum: vec![0.0; b * classes],
             cw_pos: vec![0; b * classes],
-            cw_total_count: vec![0; classes],
+            cw_zero: vec![0; classes],
             cw_total_sum: vec![0.0; classes],
-            sq_sum: vec![0.0; classes],
+            sq_sum: 0.0,
             nll_sum: 0.0,
             brier_sum: 0.0,
             conf_sum: 0.0,
@@ -319,11 +319,51 @@ impl ClassificationAccumulator {
         labels: &[i64],
         base: usize,
     ) -> Result<(), MetricError> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { self.process_logits_avx2(scores, labels, base) };
+        }
+        self.logits_kernel::<false>(scores, labels, base)
+    }
+
+    /// [`Self::logits_kernel`] compiled for AVX2: 8 float lanes instead of 4, the same
+    /// operations per element (no fused multiply-add), so the same bits as the portable path.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn process_logits_avx2(
+        &mut self,
+        scores: &[f32],
+        labels: &[i64],
+        base: usize,
+    ) -> Result<(), MetricError> {
+        self.logits_kernel::<true>(scores, labels, base)
+    }
+
+    /// `AVX2`: called from an AVX2 function (the class pass then takes 8 lanes at once).
+    #[inline(always)]
+    fn logits_kernel<const AVX2: bool>(
+        &mut self,
+        scores: &[f32],
+        labels: &[i64],
+        base: usize,
+    ) -> Result<(), MetricError> {
         let c = self.classes;
         let mut e = vec![0f32; c];
         for (r, (row, &y)) in scores.chunks_exact(c).zip(labels).enumerate() {
             let y = y as usize;
-            let (top1, mn, sum_x) = fastmath::max_min_sum(row);
+            let st = if AVX2 {
+                // SAFETY: `AVX2` only from `process_logits_avx2`, after the CPU check.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    fastmath::row_stats_avx2(row)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                fastmath::row_stats(row)
+            } else {
+                fastmath::row_stats(row)
+            };
+            let (top1, mn, sum_x) = (st.max, st.min, st.sum);
             if !sum_x.is_finite() || !top1.is_finite() || !mn.is_finite() {
                 if let Some((k, &v)) = row.iter().enumerate().find(|(_, v)| !v.is_finite()) {
                     return Err(MetricError::NonFinite {
@@ -335,17 +375,26 @@ impl ClassificationAccumulator {
                 }
             }
             // the prediction is the first maximal class (torch.max)
-            let am = row.iter().position(|&x| x == top1).unwrap_or(0);
-            let top2 = fastmath::max_except(row, am);
+            let (am, top2) = (st.argmax, st.second);
             // softmax, reference order: exp(x - max), sum, multiply by 1/sum
             for (ev, &x) in e.iter_mut().zip(row) {
                 *ev = fastmath::exp(x - top1);
             }
-            let sum = fastmath::max_min_sum(&e).2;
+            let sum = if AVX2 {
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    fastmath::sum8_avx2(&e)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                fastmath::sum8(&e)
+            } else {
+                fastmath::sum8(&e)
+            };
             let inv = 1.0f32 / sum;
             let conf = inv; // exp(0) * inv
             let nll = sum.ln() as f64 - wide_diff(row[y], top1);
-            self.row_common(&e, inv, conf, am, y, nll);
+            self.row_common::<AVX2>(&e, inv, conf, am, y, nll);
             // a float32 sum of finite logits can overflow (|x| near f32::MAX): sum in f64 then
             let sum_x = if sum_x.is_finite() {
                 f64::from(sum_x)
@@ -396,7 +445,7 @@ impl ClassificationAccumulator {
                 });
             }
             let nll = -((row[y].max(1e-12)) as f64).ln();
-            self.row_common(row, 1.0, top1, am, y, nll);
+            self.row_common::<false>(row, 1.0, top1, am, y, nll);
         }
         Ok(())
     }
@@ -404,12 +453,23 @@ impl ClassificationAccumulator {
     /// Shared per-row work once the (unnormalised) scores `e` and `1/sum` are known:
     /// probabilities are `e[k] * inv`.
     ///
-    /// Classwise bins: per class, the count and sum of all positive probabilities are
-    /// accumulated in a vectorised pass; only probabilities above the first bin edge (few
-    /// per row, since they sum to 1) are scattered into their bins, and the first bin is
-    /// the remainder at the end.
+    /// One vectorised pass over the classes keeps only what must be per class, the sum of
+    /// the probabilities (`cw_total_sum`); the rank of the label, the number of
+    /// probabilities above the first bin edge, the zeros and `Σ p²` are counted in
+    /// registers. The few probabilities above the first edge (they sum to at most 1) are then
+    /// scattered into their class-wise bins; the first bin is what remains of the class
+    /// totals at the end. Rare cases (ties with the label's probability, zeros) take a
+    /// scalar pass.
     #[inline(always)]
-    fn row_common(&mut self, e: &[f32], inv: f32, conf: f32, am: usize, y: usize, nll: f64) {
+    fn row_common<const AVX2: bool>(
+        &mut self,
+        e: &[f32],
+        inv: f32,
+        conf: f32,
+        am: usize,
+        y: usize,
+        nll: f64,
+    ) {
         let nb = self.opts.num_bins;
         let correct = am == y;
         self.n += 1;
@@ -426,36 +486,28 @@ impl ClassificationAccumulator {
             self.bin_correct[b] += correct as u64;
         }
         let py = e[y] * inv;
-        let mut ahead = 0u32; // classes ranked before y (scikit-learn order)
-        let mut above = 0u32; // probabilities above the first bin edge
         let edge1 = self.edges.edges()[1];
-        // per-class (vertical) sums only, so that this loop vectorises
-        for (k, (((&ev, tc), ts), sq)) in e
-            .iter()
-            .zip(self.cw_total_count.iter_mut())
-            .zip(self.cw_total_sum.iter_mut())
-            .zip(self.sq_sum.iter_mut())
-            .enumerate()
-        {
-            let p = ev * inv;
-            ahead += ((p > py) | ((p == py) & (k > y))) as u32;
-            above += (p > edge1) as u32;
-            *tc += (p > 0.0) as u64;
-            *ts += p as f64;
-            *sq += (p * p) as f64;
+        let (cw_count, cw_sum) = (&mut self.cw_count, &mut self.cw_sum);
+        let edges = &self.edges;
+        let pass = class_pass::<AVX2>(e, inv, py, edge1, &mut self.cw_total_sum, |k, p| {
+            if let Some(b) = edges.bin_of(p) {
+                cw_count[k * nb + b] += 1;
+                cw_sum[k * nb + b] += p as f64;
+            }
+        });
+        let (greater, equal, zeros) = (pass.greater, pass.equal, pass.zeros);
+        // classes ranked before y (scikit-learn order: among ties the higher index first)
+        let mut ahead = greater;
+        if equal > 1 {
+            ahead += e[y + 1..].iter().filter(|&&ev| ev * inv == py).count() as u32;
         }
-        if above > 0 {
-            for (k, &ev) in e.iter().enumerate() {
-                let p = ev * inv;
-                if p > edge1
-                    && let Some(b) = self.edges.bin_of(p)
-                {
-                    self.cw_count[k * nb + b] += 1;
-                    self.cw_sum[k * nb + b] += p as f64;
-                }
+        if zeros > 0 {
+            for (z, &ev) in self.cw_zero.iter_mut().zip(e) {
+                *z += (ev * inv <= 0.0) as u64;
             }
         }
-        // Brier = Σ_k p_k² − 2 p_y + 1; the squares are summed per class (sq_sum)
+        // Brier = Σ_k p_k² − 2 p_y + 1
+        self.sq_sum += pass.sq as f64;
         self.brier_sum += 1.0 - 2.0 * py as f64;
         if let Some(b) = self.edges.bin_of(py) {
             self.cw_pos[y * nb + b] += 1;
@@ -499,9 +551,9 @@ impl ClassificationAccumulator {
         add(&mut self.cw_count, &other.cw_count);
         add(&mut self.cw_sum, &other.cw_sum);
         add(&mut self.cw_pos, &other.cw_pos);
-        add(&mut self.cw_total_count, &other.cw_total_count);
+        add(&mut self.cw_zero, &other.cw_zero);
         add(&mut self.cw_total_sum, &other.cw_total_sum);
-        add(&mut self.sq_sum, &other.sq_sum);
+        self.sq_sum += other.sq_sum;
         self.nll_sum += other.nll_sum;
         self.brier_sum += other.brier_sum;
         self.conf_sum += other.conf_sum;
@@ -578,7 +630,7 @@ impl ClassificationAccumulator {
             for b in 0..nb {
                 let (cnt, sum) = if b == 0 {
                     (
-                        self.cw_total_count[k] - upper_count,
+                        self.n - self.cw_zero[k] - upper_count,
                         self.cw_total_sum[k] - upper_sum,
                     )
                 } else {
@@ -636,7 +688,7 @@ impl ClassificationAccumulator {
             aece,
             aece_corrected,
             cece: self.cece(),
-            brier: (self.brier_sum + self.sq_sum.iter().sum::<f64>()) / n,
+            brier: (self.brier_sum + self.sq_sum) / n,
             mean_confidence: self.conf_sum / n,
             logits: (self.opts.kind == ScoreKind::Logits).then(|| LogitStats {
                 mean_diffs: self.diffs_sum / n,
@@ -684,6 +736,243 @@ pub fn probabilities(scores: &[f32], classes: usize, kind: ScoreKind) -> Vec<f32
     }
 }
 
+/// What [`class_pass`] counts over a row of probabilities `p_k = e_k * inv`.
+struct ClassPass {
+    /// Probabilities above `p_y`.
+    greater: u32,
+    /// Probabilities equal to `p_y` (`p_y` itself included).
+    equal: u32,
+    /// Zero probabilities.
+    zeros: u32,
+    /// `Σ p²` in the 8-lane order (lane `i` takes classes `i mod 8`, folded by `fold8`).
+    sq: f32,
+}
+
+/// One pass over the classes of a row: `ts[k] += p_k` (float64), the counts of
+/// [`ClassPass`], and `above(k, p_k)` for every `p_k > edge1`, in class order. On x86_64 by
+/// hand in SSE2, or in AVX2 when `AVX2` (only from a function compiled for AVX2) (LLVM turns
+/// the portable loop's counters into scalar compares); the result is that of
+/// [`class_pass_portable`] bit for bit.
+#[inline(always)]
+fn class_pass<const AVX2: bool>(
+    e: &[f32],
+    inv: f32,
+    py: f32,
+    edge1: f32,
+    ts: &mut [f64],
+    above: impl FnMut(usize, f32),
+) -> ClassPass {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if AVX2 {
+            // SAFETY: `AVX2` is set only by callers compiled for AVX2, run after the check.
+            return unsafe { class_pass_avx2(e, inv, py, edge1, ts, above) };
+        }
+        // SAFETY: SSE2 is part of x86_64.
+        unsafe { class_pass_sse2(e, inv, py, edge1, ts, above) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    class_pass_portable(e, inv, py, edge1, ts, above)
+}
+
+/// The definition of [`class_pass`].
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[inline(always)]
+fn class_pass_portable(
+    e: &[f32],
+    inv: f32,
+    py: f32,
+    edge1: f32,
+    ts: &mut [f64],
+    mut above: impl FnMut(usize, f32),
+) -> ClassPass {
+    let (mut greater, mut equal, mut zeros) = (0u32, 0u32, 0u32);
+    let mut sq = [0f32; 8];
+    for (k, (&ev, t)) in e.iter().zip(ts.iter_mut()).enumerate() {
+        let p = ev * inv;
+        greater += (p > py) as u32;
+        equal += (p == py) as u32;
+        zeros += (p <= 0.0) as u32;
+        sq[k % 8] += p * p;
+        *t += p as f64;
+        if p > edge1 {
+            above(k, p);
+        }
+    }
+    ClassPass {
+        greater,
+        equal,
+        zeros,
+        sq: fastmath::fold8(&sq),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn class_pass_sse2(
+    e: &[f32],
+    inv: f32,
+    py: f32,
+    edge1: f32,
+    ts: &mut [f64],
+    mut above: impl FnMut(usize, f32),
+) -> ClassPass {
+    use std::arch::x86_64::*;
+    let n = e.len().min(ts.len());
+    let full = n / 8 * 8;
+    let mut sq = [0f32; 8];
+    let (mut greater, mut equal, mut zeros);
+    // SAFETY (whole block): loads of e[k..k + 8] and loads and stores of ts[k..k + 8] with
+    // k + 8 <= full <= n, and stores into the 8-float array.
+    unsafe {
+        let (vinv, vpy, vedge, zero, one) = (
+            _mm_set1_ps(inv),
+            _mm_set1_ps(py),
+            _mm_set1_ps(edge1),
+            _mm_setzero_ps(),
+            _mm_set1_ps(1.0),
+        );
+        let (mut gr, mut eq, mut ze) = (zero, zero, zero);
+        let (mut q0, mut q1) = (zero, zero);
+        let mut k = 0;
+        while k < full {
+            let p0 = _mm_mul_ps(_mm_loadu_ps(e.as_ptr().add(k)), vinv);
+            let p1 = _mm_mul_ps(_mm_loadu_ps(e.as_ptr().add(k + 4)), vinv);
+            gr = _mm_add_ps(gr, _mm_and_ps(_mm_cmpgt_ps(p0, vpy), one));
+            gr = _mm_add_ps(gr, _mm_and_ps(_mm_cmpgt_ps(p1, vpy), one));
+            eq = _mm_add_ps(eq, _mm_and_ps(_mm_cmpeq_ps(p0, vpy), one));
+            eq = _mm_add_ps(eq, _mm_and_ps(_mm_cmpeq_ps(p1, vpy), one));
+            ze = _mm_add_ps(ze, _mm_and_ps(_mm_cmple_ps(p0, zero), one));
+            ze = _mm_add_ps(ze, _mm_and_ps(_mm_cmple_ps(p1, zero), one));
+            q0 = _mm_add_ps(q0, _mm_mul_ps(p0, p0));
+            q1 = _mm_add_ps(q1, _mm_mul_ps(p1, p1));
+            let t = ts.as_mut_ptr().add(k);
+            _mm_storeu_pd(t, _mm_add_pd(_mm_loadu_pd(t), _mm_cvtps_pd(p0)));
+            let t2 = t.add(2);
+            _mm_storeu_pd(
+                t2,
+                _mm_add_pd(_mm_loadu_pd(t2), _mm_cvtps_pd(_mm_movehl_ps(p0, p0))),
+            );
+            let t4 = t.add(4);
+            _mm_storeu_pd(t4, _mm_add_pd(_mm_loadu_pd(t4), _mm_cvtps_pd(p1)));
+            let t6 = t.add(6);
+            _mm_storeu_pd(
+                t6,
+                _mm_add_pd(_mm_loadu_pd(t6), _mm_cvtps_pd(_mm_movehl_ps(p1, p1))),
+            );
+            let mut m = (_mm_movemask_ps(_mm_cmpgt_ps(p0, vedge))
+                | (_mm_movemask_ps(_mm_cmpgt_ps(p1, vedge)) << 4)) as u32;
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                above(k + i, *e.get_unchecked(k + i) * inv);
+            }
+            k += 8;
+        }
+        _mm_storeu_ps(sq.as_mut_ptr(), q0);
+        _mm_storeu_ps(sq.as_mut_ptr().add(4), q1);
+        let mut c = [0f32; 4];
+        let mut total = |v: __m128| {
+            _mm_storeu_ps(c.as_mut_ptr(), v);
+            (c[0] + c[1] + c[2] + c[3]) as u32
+        };
+        greater = total(gr);
+        equal = total(eq);
+        zeros = total(ze);
+    }
+    for (i, k) in (full..n).enumerate() {
+        let p = e[k] * inv;
+        greater += (p > py) as u32;
+        equal += (p == py) as u32;
+        zeros += (p <= 0.0) as u32;
+        sq[i] += p * p;
+        ts[k] += p as f64;
+        if p > edge1 {
+            above(k, p);
+        }
+    }
+    ClassPass {
+        greater,
+        equal,
+        zeros,
+        sq: fastmath::fold8(&sq),
+    }
+}
+
+/// [`class_pass_sse2`] with one 8-lane register where it takes two of 4.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn class_pass_avx2(
+    e: &[f32],
+    inv: f32,
+    py: f32,
+    edge1: f32,
+    ts: &mut [f64],
+    mut above: impl FnMut(usize, f32),
+) -> ClassPass {
+    use std::arch::x86_64::*;
+    let n = e.len().min(ts.len());
+    let full = n / 8 * 8;
+    let mut sq = [0f32; 8];
+    let mut c = [0f32; 8];
+    // SAFETY (whole block): loads of e[k..k + 8] and loads and stores of ts[k..k + 8] with
+    // k + 8 <= full <= n, and stores into the 8-float arrays.
+    let (mut greater, mut equal, mut zeros) = unsafe {
+        let (vinv, vpy, vedge, zero, one) = (
+            _mm256_set1_ps(inv),
+            _mm256_set1_ps(py),
+            _mm256_set1_ps(edge1),
+            _mm256_setzero_ps(),
+            _mm256_set1_ps(1.0),
+        );
+        let (mut gr, mut eq, mut ze, mut q) = (zero, zero, zero, zero);
+        let mut k = 0;
+        while k < full {
+            let p = _mm256_mul_ps(_mm256_loadu_ps(e.as_ptr().add(k)), vinv);
+            gr = _mm256_add_ps(gr, _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(p, vpy), one));
+            eq = _mm256_add_ps(eq, _mm256_and_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(p, vpy), one));
+            ze = _mm256_add_ps(ze, _mm256_and_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(p, zero), one));
+            q = _mm256_add_ps(q, _mm256_mul_ps(p, p));
+            let t = ts.as_mut_ptr().add(k);
+            let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(p));
+            let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(p));
+            _mm256_storeu_pd(t, _mm256_add_pd(_mm256_loadu_pd(t), lo));
+            _mm256_storeu_pd(t.add(4), _mm256_add_pd(_mm256_loadu_pd(t.add(4)), hi));
+            let mut m = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(p, vedge)) as u32;
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                above(k + i, *e.get_unchecked(k + i) * inv);
+            }
+            k += 8;
+        }
+        _mm256_storeu_ps(sq.as_mut_ptr(), q);
+        let mut total = |v: __m256| {
+            _mm256_storeu_ps(c.as_mut_ptr(), v);
+            c.iter().sum::<f32>() as u32
+        };
+        (total(gr), total(eq), total(ze))
+    };
+    for (i, k) in (full..n).enumerate() {
+        let p = e[k] * inv;
+        greater += (p > py) as u32;
+        equal += (p == py) as u32;
+        zeros += (p <= 0.0) as u32;
+        sq[i] += p * p;
+        ts[k] += p as f64;
+        if p > edge1 {
+            above(k, p);
+        }
+    }
+    ClassPass {
+        greater,
+        equal,
+        zeros,
+        sq: fastmath::fold8(&sq),
+    }
+}
+
 /// `a - b` as float32 arithmetic gives it (the reference's convention), or exactly in f64
 /// where the float32 difference of two finite values overflows.
 fn wide_diff(a: f32, b: f32) -> f64 {
@@ -726,6 +1015,86 @@ mod tests {
         assert!((whole.nll - parts.nll).abs() < 1e-12);
         assert!((whole.cece - parts.cece).abs() < 1e-12);
         assert_eq!(whole.acc, parts.acc);
+    }
+
+    /// Rows with ties (with the label's probability too), zero probabilities (logits far
+    /// below the maximum) and lengths around the 8-lane chunks.
+    fn hard_rows(c: usize, n: usize) -> (Vec<f32>, Vec<i64>) {
+        let mut s = 99u64;
+        let mut next = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let mut l = Vec::with_capacity(n * c);
+        for r in 0..n {
+            for _ in 0..c {
+                let x = next() * 6.0 - 3.0;
+                l.push(match r % 4 {
+                    0 => x.round(),              // ties
+                    1 if next() < 0.2 => -200.0, // exp underflows to 0
+                    _ => x,
+                });
+            }
+        }
+        let y = (0..n).map(|i| ((i * 7 + 3) % c) as i64).collect();
+        (l, y)
+    }
+
+    #[test]
+    fn class_pass_paths_are_the_definition_bit_for_bit() {
+        for c in [2usize, 3, 8, 9, 15, 16, 17, 100] {
+            let (l, y) = hard_rows(c, 64);
+            let edge1 = BinEdges::equal_width(15).edges()[1];
+            for (row, &yy) in l.chunks(c).zip(&y) {
+                let m = row.iter().cloned().fold(f32::MIN, f32::max);
+                let e: Vec<f32> = row.iter().map(|&x| fastmath::exp(x - m)).collect();
+                let inv = 1.0 / e.iter().sum::<f32>();
+                let py = e[yy as usize] * inv;
+                let run = |which: u8| {
+                    let mut ts = vec![0.25f64; c];
+                    let mut hits = Vec::new();
+                    let f = |k: usize, p: f32| hits.push((k, p.to_bits()));
+                    let r = match which {
+                        0 => class_pass_portable(&e, inv, py, edge1, &mut ts, f),
+                        #[cfg(target_arch = "x86_64")]
+                        1 => unsafe { class_pass_sse2(&e, inv, py, edge1, &mut ts, f) },
+                        #[cfg(target_arch = "x86_64")]
+                        _ => unsafe { class_pass_avx2(&e, inv, py, edge1, &mut ts, f) },
+                        #[cfg(not(target_arch = "x86_64"))]
+                        _ => unreachable!(),
+                    };
+                    let ts: Vec<u64> = ts.iter().map(|t| t.to_bits()).collect();
+                    (r.greater, r.equal, r.zeros, r.sq.to_bits(), ts, hits)
+                };
+                let want = run(0);
+                #[cfg(target_arch = "x86_64")]
+                {
+                    assert_eq!(run(1), want, "sse2, {c} classes");
+                    if std::arch::is_x86_feature_detected!("avx2") {
+                        assert_eq!(run(2), want, "avx2, {c} classes");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn portable_and_dispatched_kernels_agree_exactly() {
+        for c in [2usize, 7, 16, 100] {
+            let (l, y) = hard_rows(c, 500);
+            let opts = ClassificationOptions {
+                keep_samples: true,
+                ..Default::default()
+            };
+            let mut a = ClassificationAccumulator::new(c, opts.clone()).unwrap();
+            a.process_rows(&l, &y, 0).unwrap();
+            let mut b = ClassificationAccumulator::new(c, opts).unwrap();
+            b.logits_kernel::<false>(&l, &y, 0).unwrap();
+            assert_eq!(a.finish().unwrap(), b.finish().unwrap(), "{c} classes");
+            assert_eq!(a.sample_nll(), b.sample_nll());
+        }
     }
 
     #[test]

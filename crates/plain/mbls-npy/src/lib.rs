@@ -721,13 +721,13 @@ fn read_data<R: Read>(
     n: usize,
     nbytes: u64,
 ) -> Result<NpyData, NpyError> {
-    // Read in chunks converted as they arrive: memory stays at the output plus one chunk, and
-    // a header that lies about the size fails on a short stream before a huge allocation.
+    // Read in chunks (converted as they arrive unless in native byte order): memory stays at
+    // the output plus one chunk, and a header that lies about the size fails on a short
+    // stream before a huge allocation.
     const CHUNK: usize = 1 << 20;
     let size = dtype.size();
     let nbytes = nbytes as usize;
     let cap = n.min(64 * CHUNK);
-    let mut chunk = vec![0u8; CHUNK.min(nbytes.max(1))];
     let mut done = 0usize;
     let mut next = |r: &mut R, chunk: &mut Vec<u8>| -> Result<Option<usize>, NpyError> {
         if done >= nbytes {
@@ -744,9 +744,36 @@ fn read_data<R: Read>(
         done += k;
         Ok(Some(k))
     };
+    // Native byte order: read straight into the output, a chunk at a time (no conversion).
+    macro_rules! native {
+        ($t:ty, $var:ident) => {{
+            let mut out: Vec<$t> = Vec::with_capacity(cap);
+            let mut done = 0usize;
+            while done < nbytes {
+                let k = (nbytes - done).min(CHUNK);
+                let len = out.len();
+                out.resize(len + k / size, <$t>::default());
+                // SAFETY: the bytes of the `k / size` elements just added; every bit pattern
+                // is a valid value of the integer and float types this is used for.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts_mut(out.as_mut_ptr().add(len) as *mut u8, k)
+                };
+                read_exact_or_truncated(r, bytes, nbytes as u64).map_err(|e| match e {
+                    NpyError::Truncated { expected, found } => NpyError::Truncated {
+                        expected,
+                        found: done as u64 + found,
+                    },
+                    e => e,
+                })?;
+                done += k;
+            }
+            NpyData::$var(out)
+        }};
+    }
     macro_rules! conv {
         ($t:ty, $var:ident, $f:expr) => {{
             let mut out: Vec<$t> = Vec::with_capacity(cap);
+            let mut chunk = vec![0u8; CHUNK.min(nbytes.max(1))];
             while let Some(k) = next(r, &mut chunk)? {
                 out.extend(chunk[..k].chunks_exact(size).map($f));
             }
@@ -763,7 +790,12 @@ fn read_data<R: Read>(
             })
         };
     }
+    let native = big == cfg!(target_endian = "big");
     Ok(match dtype {
+        DType::F32 if native => native!(f32, F32),
+        DType::F64 if native => native!(f64, F64),
+        DType::I32 if native => native!(i32, I32),
+        DType::I64 if native => native!(i64, I64),
         DType::F32 => conv!(f32, F32),
         DType::F64 => conv!(f64, F64),
         DType::I8 => conv!(i8, I8, |c: &[u8]| c[0] as i8),
@@ -884,7 +916,9 @@ impl NpyStream<BufReader<File>> {
             error: e,
         })?;
         let len = file.metadata().map(|m| m.len()).ok();
-        NpyStream::new(BufReader::with_capacity(1 << 20, file), len, ctx)
+        // a small buffer: the header is read through it, and chunk reads larger than it go
+        // straight into the caller's memory (BufReader bypasses its buffer when empty)
+        NpyStream::new(BufReader::with_capacity(64 << 10, file), len, ctx)
     }
 }
 
