@@ -24,7 +24,7 @@ pub enum AdaptiveVariant {
 
 /// Confidences and correctness of every sample, 4 bytes each (the sign bit holds
 /// "incorrect"), as needed for exact adaptive ECE.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ConfidenceStore {
     packed: Vec<u32>,
 }

@@ -7,7 +7,7 @@
 //! `edges[b] < p <= edges[b + 1]`: a confidence of exactly 0 is in no bin.
 
 /// Float32 bin edges, `num_bins + 1` of them, increasing from 0 to 1.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BinEdges {
     edges: Vec<f32>,
     scale: f32,

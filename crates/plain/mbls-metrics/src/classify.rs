@@ -28,7 +28,7 @@ use mbls_base::fastmath;
 use rayon::prelude::*;
 
 /// What the scores are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ScoreKind {
     /// Unnormalised logits; softmax is applied.
@@ -39,7 +39,7 @@ pub enum ScoreKind {
 }
 
 /// Options of a [`ClassificationAccumulator`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClassificationOptions {
     /// Number of equal-width (and equal-mass) bins; 15 in the reference.
     pub num_bins: usize,
@@ -128,7 +128,11 @@ pub struct ClassificationMetrics {
 }
 
 /// Streaming accumulator of classification and calibration statistics.
-#[derive(Debug, Clone)]
+///
+/// It serialises (serde) so that the accumulators of several processes, each over its
+/// share of the samples (data-parallel ranks), can be sent to one and merged there
+/// ([`ClassificationAccumulator::merge`] checks what it is given).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ClassificationAccumulator {
     classes: usize,
     opts: ClassificationOptions,
@@ -534,11 +538,15 @@ impl ClassificationAccumulator {
                 found: other.classes,
             });
         }
-        if other.opts.num_bins != self.opts.num_bins || other.opts.kind != self.opts.kind {
+        if other.opts.num_bins != self.opts.num_bins
+            || other.opts.kind != self.opts.kind
+            || other.edges != self.edges
+        {
             return Err(MetricError::Invalid(
                 "merging accumulators with different bins or score kinds".into(),
             ));
         }
+        other.check_sizes()?;
         fn add<T: Copy + std::ops::AddAssign>(a: &mut [T], b: &[T]) {
             for (x, y) in a.iter_mut().zip(b) {
                 *x += *y;
@@ -575,6 +583,42 @@ impl ClassificationAccumulator {
             self.sample_top1.extend_from_slice(&other.sample_top1);
         }
         Ok(())
+    }
+
+    /// Checks that the per-bin and per-class tables have the sizes of the options (an
+    /// accumulator deserialised from another process may not).
+    fn check_sizes(&self) -> Result<(), MetricError> {
+        let (b, c) = (self.opts.num_bins, self.classes);
+        let per_bin = [
+            self.bin_count.len(),
+            self.bin_conf.len(),
+            self.bin_correct.len(),
+        ];
+        let per_cell = [self.cw_count.len(), self.cw_sum.len(), self.cw_pos.len()];
+        let per_class = [
+            self.cw_zero.len(),
+            self.cw_total_sum.len(),
+            self.true_count.len(),
+            self.tp.len(),
+            self.pred_count.len(),
+        ];
+        let samples = self.n as usize;
+        let kept_ok = (!self.opts.keep_confidences || self.store.len() == samples)
+            && (!self.opts.keep_samples
+                || (self.sample_nll.len() == samples && self.sample_top1.len() == samples));
+        if per_bin.iter().all(|&l| l == b)
+            && per_cell.iter().all(|&l| Some(l) == b.checked_mul(c))
+            && per_class.iter().all(|&l| l == c)
+            && self.edges.edges().len() == b + 1
+            && self.max_label < c as i64
+            && kept_ok
+        {
+            Ok(())
+        } else {
+            Err(MetricError::Invalid(format!(
+                "an accumulator state whose tables do not match {c} classes and {b} bins"
+            )))
+        }
     }
 
     /// Per-bin top-label statistics.
@@ -1095,6 +1139,32 @@ mod tests {
             assert_eq!(a.finish().unwrap(), b.finish().unwrap(), "{c} classes");
             assert_eq!(a.sample_nll(), b.sample_nll());
         }
+    }
+
+    #[test]
+    fn serialised_accumulators_merge_and_tampered_ones_are_refused() {
+        let (l, y) = rows();
+        let whole = evaluate(&l, &y, 7, ClassificationOptions::default()).unwrap();
+        let mut a = ClassificationAccumulator::new(7, ClassificationOptions::default()).unwrap();
+        a.update(&l[..7 * 1200], &y[..1200]).unwrap();
+        let mut b = ClassificationAccumulator::new(7, ClassificationOptions::default()).unwrap();
+        b.update(&l[7 * 1200..], &y[1200..]).unwrap();
+        let sent = serde_json::to_string(&b).unwrap();
+        let got: ClassificationAccumulator = serde_json::from_str(&sent).unwrap();
+        let mut merged = a.clone();
+        merged.merge(&got).unwrap();
+        let m = merged.finish().unwrap();
+        assert_eq!(
+            (m.samples, m.acc, m.aece),
+            (whole.samples, whole.acc, whole.aece)
+        );
+        assert!((m.ece - whole.ece).abs() < 1e-12 && (m.cece - whole.cece).abs() < 1e-12);
+        let mut v: serde_json::Value = serde_json::from_str(&sent).unwrap();
+        v["cw_zero"] = serde_json::json!([0, 0]);
+        let bad: ClassificationAccumulator = serde_json::from_value(v).unwrap();
+        let before = a.finish().unwrap();
+        assert!(matches!(a.merge(&bad), Err(MetricError::Invalid(_))));
+        assert_eq!(a.finish().unwrap(), before);
     }
 
     #[test]
