@@ -13,6 +13,11 @@
 #
 #   bash bench/compare_train.sh [ROUNDS] [TRAIN_IMAGES]      # defaults: 1 round, 2560 images
 #
+# EPOCHS (default 1): epochs per mbls run. With more than one, mbls's phase times are the
+# median over its warm epochs (1, 2, ...; epoch 0 carries the first steps' kernel and
+# allocator warm-up, which the fixed-batch medians leave out). MBLS_ONLY=1 skips the PyTorch
+# runs (for the overhead of mbls's own pipeline and the MbLS / CE cost).
+#
 # TRAIN_IMAGES (a multiple of 10, at most 50000): the first TRAIN_IMAGES/10 images (file-name
 # order) of each class of train/ and the first 100 of each class of test/ are extracted once
 # into a temporary folder with the same layout; the split makes 10 % of them validation
@@ -22,7 +27,7 @@
 # folders there instead of a temporary folder removed at the end).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-rounds="${1:-1}"; n="${2:-2560}"; workers="${WORKERS:-4}"
+rounds="${1:-1}"; n="${2:-2560}"; workers="${WORKERS:-4}"; epochs="${EPOCHS:-1}"
 archive="${CIFAR10_JPG:-${MBLS_SHARED:-$root/../shared}/data/cifar10-jpg.tar.gz}"
 if (( n % 10 != 0 || n < 10 || n > 50000 )); then
   echo "TRAIN_IMAGES must be a multiple of 10 in 10..50000 (got $n)" >&2; exit 2
@@ -102,11 +107,12 @@ mbls_train() { # CFG ROUND
   dir="$tmp/run_${cfg}_r$r"; rm -rf "$dir"
   run "mbls_train_${cfg}_r$r" train mbls "$cfg" "$r" "$dir" \
     target/release/mbls train data=folder data.data_root="$data" data.num_workers="$workers" \
-    model=resnet18_cifar "${loss[@]}" optim=sgd optim.lr=0.1 train.max_epoch=1 \
+    model=resnet18_cifar "${loss[@]}" optim=sgd optim.lr=0.1 train.max_epoch="$epochs" \
     train.channels_last=$cl hydra.run.dir="$dir"
 }
 
 torch_train() { # CFG ROUND
+  if [ -n "${MBLS_ONLY:-}" ]; then return; fi
   local cfg=$1 r=$2 args=()
   case $cfg in
     lm_contig) args=(--loss logit_margin) ;;
@@ -156,17 +162,24 @@ def rss_mib(name):
 
 
 def mbls_train(run):
-    """Train/Val records of epoch 0 of the run folder's epochs.jsonl."""
+    """Train/Val records of the run folder's epochs.jsonl: epoch 0 of a one-epoch run, else the
+    median phase times over the warm epochs (1, 2, ...) and the last epoch's loss and accuracy."""
     rec = {}
     with open(os.path.join(run["run_dir"], "epochs.jsonl")) as f:
         for line in f:
             if line.strip():
                 r = json.loads(line)
-                if r.get("epoch") == 0 and r.get("phase") in ("Train", "Val"):
-                    rec[r["phase"]] = r
+                if r.get("phase") in ("Train", "Val"):
+                    rec.setdefault(r["phase"], {})[r["epoch"]] = r
+    epochs = sorted(rec["Train"])
+    warm = [e for e in epochs if e > 0] or epochs
     tr, va = rec["Train"], rec["Val"]
-    return dict(train_seconds=float(tr["time"]), train_images=int(tr["samples"]), train_loss=tr.get("loss"),
-                val_seconds=float(va["time"]), val_images=int(va["samples"]), val_acc=va.get("acc"))
+    last = epochs[-1]
+    return dict(train_seconds=st.median(float(tr[e]["time"]) for e in warm),
+                train_images=int(tr[last]["samples"]), train_loss=tr[last].get("loss"),
+                val_seconds=st.median(float(va[e]["time"]) for e in warm),
+                val_images=int(va[last]["samples"]), val_acc=va[last].get("acc"),
+                epochs_timed=len(warm))
 
 
 def mbls_fixed(run):
@@ -237,7 +250,8 @@ def ratio(a, b, spec=".3f"):
 
 
 n_rounds = max((r["round"] for r in runs), default=0)
-print(f"\nmedians over {n_rounds} round(s); overhead = phase time / (median fixed-batch step or inference "
+EPOCHS_NOTE = "1.. (warm)" if int(os.environ.get("EPOCHS", "1")) > 1 else "0 (cold)"
+print(f"\nmedians over {n_rounds} round(s), mbls epochs {EPOCHS_NOTE}; overhead = phase time / (median fixed-batch step or inference "
       "x images/128); peak RSS = max over rounds of /usr/bin/time's figure")
 print()
 print("| configuration | impl | train images/s | val images/s | fixed step images/s | fixed infer images/s "
