@@ -469,23 +469,23 @@ fn classify(
     let (mut probs, mut kept) = (Vec::new(), Vec::new());
     let mut ood_in = args.ood.as_ref().map(|_| OodScores::default());
     let mut ignored = 0u64;
-    rows.for_each_chunk(|mut s, mut y| {
+    rows.for_each_chunk(|s, y| {
         if let Some(ig) = args.ignore_index {
-            ignored += drop_rows(&mut s, &mut y, c, ig);
+            ignored += drop_rows(s, y, c, ig);
         }
         if y.is_empty() {
             return Ok(());
         }
-        acc.update(&s, &y).with_context(|| source.clone())?;
+        acc.update(s, y).with_context(|| source.clone())?;
         if let (Some(a), Some((t, ..))) = (&mut acc_ts, &fit) {
-            a.update(&scale_logits(&s, *t), &y)?;
+            a.update(&scale_logits(s, *t), y)?;
         }
         if let Some(o) = &mut ood_in {
-            o.update(&s, c, kind, "in-distribution scores")?;
+            o.update(s, c, kind, "in-distribution scores")?;
         }
         if keep_probs {
-            probs.extend(mbls_metrics::probabilities(&s, c, kind));
-            kept.extend_from_slice(&y);
+            probs.extend(mbls_metrics::probabilities(s, c, kind));
+            kept.extend_from_slice(y);
         }
         Ok(())
     })?;
@@ -521,7 +521,7 @@ fn classify(
                 let from = o.source().to_string();
                 o.for_each_chunk(|s, _| {
                     outside
-                        .update(&s, c, kind, "out-of-distribution scores")
+                        .update(s, c, kind, "out-of-distribution scores")
                         .with_context(|| from.clone())
                 })?;
                 Ok(outside)

@@ -295,6 +295,12 @@ impl ArrayStream<'_> {
             ArrayStream::Member(s) => s.read_chunk(n),
         }
     }
+    fn read_f32_into(&mut self, n: usize, out: &mut Vec<f32>) -> Result<bool, NpyError> {
+        match self {
+            ArrayStream::File(s) => s.read_f32_into(n, out),
+            ArrayStream::Member(s) => s.read_f32_into(n, out),
+        }
+    }
     fn finish(self) -> Result<(), NpyError> {
         match self {
             ArrayStream::File(s) => s.finish(),
@@ -337,19 +343,22 @@ impl Rows<'_> {
         (CHUNK_BYTES / (4 * self.classes)).max(1)
     }
 
-    /// The next rows (at most [`Rows::chunk_rows`]) as row-major float32 scores and their
-    /// labels (empty when the rows were opened without labels); `None` after the last.
-    pub fn next_chunk(&mut self) -> Result<Option<(Vec<f32>, Vec<i64>)>> {
+    /// The next rows (at most [`Rows::chunk_rows`]) into `scores` (row-major float32, its
+    /// allocation reused) and `labels` (left empty when the rows were opened without labels);
+    /// `false` after the last.
+    fn next_chunk_into(&mut self, scores: &mut Vec<f32>, labels: &mut Vec<i64>) -> Result<bool> {
         let n = self.chunk_rows().min(self.rows - self.done);
         if n == 0 {
-            return Ok(None);
+            return Ok(false);
         }
         let source = &self.source;
-        let x = self.logits.read_chunk(n * self.classes)?;
-        let x = NpyArray::new(vec![n * self.classes], x)?
-            .into_f32()
-            .map_err(|_| anyhow::anyhow!("{source}: logits are not floating point"))?;
-        let y = match &mut self.labels {
+        if !self.logits.read_f32_into(n * self.classes, scores)? {
+            let x = self.logits.read_chunk(n * self.classes)?;
+            *scores = NpyArray::new(vec![n * self.classes], x)?
+                .into_f32()
+                .map_err(|_| anyhow::anyhow!("{source}: logits are not floating point"))?;
+        }
+        *labels = match &mut self.labels {
             None => Vec::new(),
             Some(RowLabels::Memory(all, at)) => {
                 let y = all[*at..*at + n].to_vec();
@@ -361,32 +370,40 @@ impl Rows<'_> {
                 .with_context(|| format!("{source}: labels do not fit in int64"))?,
         };
         self.done += n;
-        Ok(Some((x, y)))
+        Ok(true)
     }
 
-    /// Calls `f` on every remaining chunk (as [`Rows::next_chunk`] gives them), in order,
-    /// while the next chunk is being read: `f` runs on a thread of its own, this one reads
-    /// ahead by one chunk. Stops at the first error, of `f` or of the reading (`f`'s first,
-    /// as it concerns earlier rows).
+    /// Calls `f` on every remaining chunk of rows (scores, labels), in order, while the
+    /// next chunk is being read: `f` runs on a thread of its own, this one reads ahead by one
+    /// chunk, and the score buffers go round (no fresh allocation, page faults or zeroing
+    /// per chunk). Stops at the first error, of `f` or of the reading (`f`'s first, as it
+    /// concerns earlier rows).
     pub fn for_each_chunk(
         &mut self,
-        mut f: impl FnMut(Vec<f32>, Vec<i64>) -> Result<()> + Send,
+        mut f: impl FnMut(&mut Vec<f32>, &mut Vec<i64>) -> Result<()> + Send,
     ) -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<f32>, Vec<i64>)>(1);
+        type Chunk = (Vec<f32>, Vec<i64>);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(1);
+        let (back, returned) = std::sync::mpsc::channel::<Vec<f32>>();
         std::thread::scope(|scope| {
             let worker = scope.spawn(move || -> Result<()> {
-                for (s, y) in rx {
-                    f(s, y)?;
+                for (mut s, mut y) in rx {
+                    f(&mut s, &mut y)?;
+                    let _ = back.send(s); // the reader may be done: then the buffer goes
                 }
                 Ok(())
             });
             let read = (|| -> Result<()> {
-                while let Some(chunk) = self.next_chunk()? {
-                    if tx.send(chunk).is_err() {
-                        break; // `f` failed: its error is reported
+                loop {
+                    let mut s = returned.try_recv().unwrap_or_default();
+                    let mut y = Vec::new();
+                    if !self.next_chunk_into(&mut s, &mut y)? {
+                        return Ok(());
+                    }
+                    if tx.send((s, y)).is_err() {
+                        return Ok(()); // `f` failed: its error is reported
                     }
                 }
-                Ok(())
             })();
             drop(tx);
             let done = worker

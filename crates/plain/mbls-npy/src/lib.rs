@@ -990,6 +990,24 @@ impl<R: Read> NpyStream<R> {
         self.remaining
     }
 
+    /// The next `n` elements (fewer at the end) into `out`, reusing its allocation, when the
+    /// array is float32 in the machine's byte order and C order: the bytes go straight into
+    /// `out` (resized to the count read). Returns `false`, having read nothing, for any other
+    /// array (use [`NpyStream::read_chunk`] then).
+    pub fn read_f32_into(&mut self, n: usize, out: &mut Vec<f32>) -> Result<bool, NpyError> {
+        let native = self.big_endian == cfg!(target_endian = "big");
+        if self.dtype != DType::F32 || !native || self.fortran {
+            return Ok(false);
+        }
+        let n = n.min(self.remaining);
+        out.resize(n, 0.0); // a no-op for a buffer of the same size read before
+        // SAFETY: the bytes of `out`'s n floats; every bit pattern is a float.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, n * 4) };
+        read_exact_or_truncated(&mut self.r, bytes, (n * 4) as u64).map_err(|e| self.fail(e))?;
+        self.remaining -= n;
+        Ok(true)
+    }
+
     /// The next `n` elements (fewer at the end), in C order.
     pub fn read_chunk(&mut self, n: usize) -> Result<NpyData, NpyError> {
         let n = n.min(self.remaining);
@@ -1481,6 +1499,41 @@ mod tests {
         std::fs::write(&p, &bytes[..bytes.len() - 8]).unwrap();
         let err = NpyStream::open(&p).err().unwrap().to_string();
         assert!(err.contains("truncated") && err.contains("s.npy"), "{err}");
+    }
+
+    #[test]
+    fn float32_chunks_into_a_reused_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.npy");
+        let v: Vec<f32> = (0..30).map(|i| i as f32 * 0.5 - 3.0).collect();
+        NpyArray::from_slice(&[10, 3], &v)
+            .unwrap()
+            .write(&p)
+            .unwrap();
+        let mut st = NpyStream::open(&p).unwrap();
+        let mut buf = Vec::new();
+        assert!(st.read_f32_into(12, &mut buf).unwrap());
+        assert_eq!(buf, v[..12]);
+        let at = buf.as_ptr();
+        assert!(st.read_f32_into(12, &mut buf).unwrap());
+        assert_eq!(
+            (buf.as_slice(), buf.as_ptr()),
+            (&v[12..24], at),
+            "same allocation"
+        );
+        assert!(st.read_f32_into(12, &mut buf).unwrap());
+        assert_eq!(buf, v[24..]);
+        assert!(st.read_f32_into(12, &mut buf).unwrap());
+        assert!(buf.is_empty() && st.remaining() == 0);
+        // other element types are left to read_chunk, nothing read
+        let q = dir.path().join("d.npy");
+        NpyArray::from_slice(&[3], &[1f64, 2., 3.])
+            .unwrap()
+            .write(&q)
+            .unwrap();
+        let mut st = NpyStream::open(&q).unwrap();
+        assert!(!st.read_f32_into(2, &mut buf).unwrap());
+        assert_eq!(st.read_chunk(3).unwrap(), NpyData::F64(vec![1., 2., 3.]));
     }
 
     #[test]
