@@ -169,17 +169,21 @@ def mbls_train(run):
         for line in f:
             if line.strip():
                 r = json.loads(line)
-                if r.get("phase") in ("Train", "Val"):
+                if r.get("phase") in ("Train", "Val", "Test"):
                     rec.setdefault(r["phase"], {})[r["epoch"]] = r
     epochs = sorted(rec["Train"])
     warm = [e for e in epochs if e > 0] or epochs
     tr, va = rec["Train"], rec["Val"]
     last = epochs[-1]
+    test = rec.get("Test", {})
+    test = next(iter(test.values()), None)
     return dict(train_seconds=st.median(float(tr[e]["time"]) for e in warm),
                 train_images=int(tr[last]["samples"]), train_loss=tr[last].get("loss"),
                 val_seconds=st.median(float(va[e]["time"]) for e in warm),
                 val_images=int(va[last]["samples"]), val_acc=va[last].get("acc"),
-                epochs_timed=len(warm))
+                epochs_timed=len(warm),
+                test_seconds=float(test["time"]) if test and "time" in test else None,
+                test_images=int(test["samples"]) if test else None)
 
 
 def mbls_fixed(run):
@@ -226,6 +230,8 @@ for (impl, cfg), vs in rows.items():
         if f:
             v["ovh_train"] = v["train_seconds"] / (f["step_median_s"] * v["train_images"] / 128)
             v["ovh_val"] = v["val_seconds"] / (f["infer_median_s"] * v["val_images"] / 128)
+            if v.get("test_seconds"):
+                v["ovh_test"] = v["test_seconds"] / (f["infer_median_s"] * v["test_images"] / 128)
             v["step_ips"], v["infer_ips"] = 128 / f["step_median_s"], 128 / f["infer_median_s"]
         v["train_ips"] = v["train_images"] / v["train_seconds"]
         v["val_ips"] = v["val_images"] / v["val_seconds"]
@@ -264,6 +270,10 @@ for cfg in CFGS:
               f"| {fmt(med(impl, cfg, 'ovh_train'), '.2f')} | {fmt(med(impl, cfg, 'ovh_val'), '.2f')} "
               f"| {fmt(mx(impl, cfg, 'rss'), '.0f')} | {fmt(med(impl, cfg, 'train_loss'), '.4f')} "
               f"| {fmt(med(impl, cfg, 'val_acc'), '.4f')} |")
+
+print()
+print("test pass (mbls, with the best model, its test split) / fixed inference x images/128: "
+      + ", ".join(f"{LABEL[c]} {fmt(med('mbls', c, 'ovh_test'), '.3f')}" for c in CFGS))
 
 print()
 print("| configuration | mbls / PyTorch train images/s | val images/s | fixed step | fixed infer | peak RSS |")

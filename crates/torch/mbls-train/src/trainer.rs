@@ -1121,6 +1121,7 @@ fn run_test(
     stop: &AtomicBool,
     out: TestOutputs<'_>,
 ) -> Result<Summary, TrainError> {
+    let t_test = Instant::now();
     let (test, meter, sizes) = evaluate(
         net,
         loss,
@@ -1131,8 +1132,11 @@ fn run_test(
         folder,
         stop,
     )?;
-    let rec = phase_record("Test", out.epoch, &test, &[]);
+    let mut rec = phase_record("Test", out.epoch, &test, &[]);
     print_phase(folder, "Test", out.epoch, &rec);
+    // the pass's seconds, as for Train and Val
+    rec.values
+        .push(("time".into(), t_test.elapsed().as_secs_f64()));
     folder.epoch(rec)?;
     let (test_logits, test_labels) = meter
         .kept()
