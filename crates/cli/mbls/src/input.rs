@@ -344,12 +344,12 @@ impl Rows<'_> {
     }
 
     /// The next rows (at most [`Rows::chunk_rows`]) into `scores` (row-major float32, its
-    /// allocation reused) and `labels` (left empty when the rows were opened without labels);
-    /// `false` after the last.
-    fn next_chunk_into(&mut self, scores: &mut Vec<f32>, labels: &mut Vec<i64>) -> Result<bool> {
+    /// allocation reused), and their labels (empty when the rows were opened without labels);
+    /// `None` after the last.
+    fn next_chunk_into(&mut self, scores: &mut Vec<f32>) -> Result<Option<Vec<i64>>> {
         let n = self.chunk_rows().min(self.rows - self.done);
         if n == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let source = &self.source;
         if !self.logits.read_f32_into(n * self.classes, scores)? {
@@ -358,7 +358,7 @@ impl Rows<'_> {
                 .into_f32()
                 .map_err(|_| anyhow::anyhow!("{source}: logits are not floating point"))?;
         }
-        *labels = match &mut self.labels {
+        let labels = match &mut self.labels {
             None => Vec::new(),
             Some(RowLabels::Memory(all, at)) => {
                 let y = all[*at..*at + n].to_vec();
@@ -370,7 +370,7 @@ impl Rows<'_> {
                 .with_context(|| format!("{source}: labels do not fit in int64"))?,
         };
         self.done += n;
-        Ok(true)
+        Ok(Some(labels))
     }
 
     /// Calls `f` on every remaining chunk of rows (scores, labels), in order, while the
@@ -396,10 +396,9 @@ impl Rows<'_> {
             let read = (|| -> Result<()> {
                 loop {
                     let mut s = returned.try_recv().unwrap_or_default();
-                    let mut y = Vec::new();
-                    if !self.next_chunk_into(&mut s, &mut y)? {
+                    let Some(y) = self.next_chunk_into(&mut s)? else {
                         return Ok(());
-                    }
+                    };
                     if tx.send((s, y)).is_err() {
                         return Ok(()); // `f` failed: its error is reported
                     }

@@ -356,17 +356,7 @@ impl ClassificationAccumulator {
         let mut e = vec![0f32; c];
         for (r, (row, &y)) in scores.chunks_exact(c).zip(labels).enumerate() {
             let y = y as usize;
-            let st = if AVX2 {
-                // SAFETY: `AVX2` only from `process_logits_avx2`, after the CPU check.
-                #[cfg(target_arch = "x86_64")]
-                unsafe {
-                    fastmath::row_stats_avx2(row)
-                }
-                #[cfg(not(target_arch = "x86_64"))]
-                fastmath::row_stats(row)
-            } else {
-                fastmath::row_stats(row)
-            };
+            let st = row_stats::<AVX2>(row);
             let (top1, mn, sum_x) = (st.max, st.min, st.sum);
             if !sum_x.is_finite() || !top1.is_finite() || !mn.is_finite() {
                 if let Some((k, &v)) = row.iter().enumerate().find(|(_, v)| !v.is_finite()) {
@@ -384,17 +374,7 @@ impl ClassificationAccumulator {
             for (ev, &x) in e.iter_mut().zip(row) {
                 *ev = fastmath::exp(x - top1);
             }
-            let sum = if AVX2 {
-                // SAFETY: as above.
-                #[cfg(target_arch = "x86_64")]
-                unsafe {
-                    fastmath::sum8_avx2(&e)
-                }
-                #[cfg(not(target_arch = "x86_64"))]
-                fastmath::sum8(&e)
-            } else {
-                fastmath::sum8(&e)
-            };
+            let sum = sum8::<AVX2>(&e);
             let inv = 1.0f32 / sum;
             let conf = inv; // exp(0) * inv
             let nll = sum.ln() as f64 - wide_diff(row[y], top1);
@@ -780,6 +760,29 @@ pub fn probabilities(scores: &[f32], classes: usize, kind: ScoreKind) -> Vec<f32
     }
 }
 
+/// [`fastmath::row_stats`], in AVX2 registers when `AVX2` (set only by callers compiled for
+/// AVX2, run after the CPU check).
+#[inline(always)]
+fn row_stats<const AVX2: bool>(row: &[f32]) -> fastmath::RowStats {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: `AVX2` implies the CPU has AVX2 (above).
+        return unsafe { fastmath::row_stats_avx2(row) };
+    }
+    fastmath::row_stats(row)
+}
+
+/// [`fastmath::sum8`], in AVX2 registers when `AVX2` (as [`row_stats`]).
+#[inline(always)]
+fn sum8<const AVX2: bool>(v: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if AVX2 {
+        // SAFETY: as in `row_stats`.
+        return unsafe { fastmath::sum8_avx2(v) };
+    }
+    fastmath::sum8(v)
+}
+
 /// What [`class_pass`] counts over a row of probabilities `p_k = e_k * inv`.
 struct ClassPass {
     /// Probabilities above `p_y`.
@@ -830,24 +833,57 @@ fn class_pass_portable(
     ts: &mut [f64],
     mut above: impl FnMut(usize, f32),
 ) -> ClassPass {
-    let (mut greater, mut equal, mut zeros) = (0u32, 0u32, 0u32);
-    let mut sq = [0f32; 8];
-    for (k, (&ev, t)) in e.iter().zip(ts.iter_mut()).enumerate() {
-        let p = ev * inv;
-        greater += (p > py) as u32;
-        equal += (p == py) as u32;
-        zeros += (p <= 0.0) as u32;
-        sq[k % 8] += p * p;
-        *t += p as f64;
-        if p > edge1 {
-            above(k, p);
+    let mut lanes = PassLanes::default();
+    lanes.scalar(0, e, inv, py, edge1, ts, &mut above);
+    lanes.finish()
+}
+
+/// The running counts of a class pass, `Σ p²` in 8 lanes (lane `k mod 8`).
+#[derive(Default)]
+struct PassLanes {
+    greater: u32,
+    equal: u32,
+    zeros: u32,
+    sq: [f32; 8],
+}
+
+impl PassLanes {
+    /// The classes `from..` one at a time (`from` a multiple of 8, so lanes stay `k mod 8`):
+    /// the whole portable pass, and the tail of the vector ones.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn scalar(
+        &mut self,
+        from: usize,
+        e: &[f32],
+        inv: f32,
+        py: f32,
+        edge1: f32,
+        ts: &mut [f64],
+        above: &mut impl FnMut(usize, f32),
+    ) {
+        let n = e.len().min(ts.len());
+        for k in from..n {
+            let p = e[k] * inv;
+            self.greater += (p > py) as u32;
+            self.equal += (p == py) as u32;
+            self.zeros += (p <= 0.0) as u32;
+            self.sq[k % 8] += p * p;
+            ts[k] += p as f64;
+            if p > edge1 {
+                above(k, p);
+            }
         }
     }
-    ClassPass {
-        greater,
-        equal,
-        zeros,
-        sq: fastmath::fold8(&sq),
+
+    #[inline(always)]
+    fn finish(self) -> ClassPass {
+        ClassPass {
+            greater: self.greater,
+            equal: self.equal,
+            zeros: self.zeros,
+            sq: fastmath::fold8(&self.sq),
+        }
     }
 }
 
@@ -865,7 +901,7 @@ unsafe fn class_pass_sse2(
     let n = e.len().min(ts.len());
     let full = n / 8 * 8;
     let mut sq = [0f32; 8];
-    let (mut greater, mut equal, mut zeros);
+    let (greater, equal, zeros);
     // SAFETY (whole block): loads of e[k..k + 8] and loads and stores of ts[k..k + 8] with
     // k + 8 <= full <= n, and stores into the 8-float array.
     unsafe {
@@ -924,23 +960,14 @@ unsafe fn class_pass_sse2(
         equal = total(eq);
         zeros = total(ze);
     }
-    for (i, k) in (full..n).enumerate() {
-        let p = e[k] * inv;
-        greater += (p > py) as u32;
-        equal += (p == py) as u32;
-        zeros += (p <= 0.0) as u32;
-        sq[i] += p * p;
-        ts[k] += p as f64;
-        if p > edge1 {
-            above(k, p);
-        }
-    }
-    ClassPass {
+    let mut lanes = PassLanes {
         greater,
         equal,
         zeros,
-        sq: fastmath::fold8(&sq),
-    }
+        sq,
+    };
+    lanes.scalar(full, e, inv, py, edge1, ts, &mut above);
+    lanes.finish()
 }
 
 /// [`class_pass_sse2`] with one 8-lane register where it takes two of 4.
@@ -962,7 +989,7 @@ unsafe fn class_pass_avx2(
     let mut c = [0f32; 8];
     // SAFETY (whole block): loads of e[k..k + 8] and loads and stores of ts[k..k + 8] with
     // k + 8 <= full <= n, and stores into the 8-float arrays.
-    let (mut greater, mut equal, mut zeros) = unsafe {
+    let (greater, equal, zeros) = unsafe {
         let (vinv, vpy, vedge, zero, one) = (
             _mm256_set1_ps(inv),
             _mm256_set1_ps(py),
@@ -998,23 +1025,14 @@ unsafe fn class_pass_avx2(
         };
         (total(gr), total(eq), total(ze))
     };
-    for (i, k) in (full..n).enumerate() {
-        let p = e[k] * inv;
-        greater += (p > py) as u32;
-        equal += (p == py) as u32;
-        zeros += (p <= 0.0) as u32;
-        sq[i] += p * p;
-        ts[k] += p as f64;
-        if p > edge1 {
-            above(k, p);
-        }
-    }
-    ClassPass {
+    let mut lanes = PassLanes {
         greater,
         equal,
         zeros,
-        sq: fastmath::fold8(&sq),
-    }
+        sq,
+    };
+    lanes.scalar(full, e, inv, py, edge1, ts, &mut above);
+    lanes.finish()
 }
 
 /// `a - b` as float32 arithmetic gives it (the reference's convention), or exactly in f64

@@ -642,6 +642,44 @@ fn read_exact_or_truncated<R: Read>(
     Ok(())
 }
 
+/// Element types whose every bit pattern is a valid value and which have no padding, so
+/// that file bytes can be read straight into them.
+///
+/// # Safety
+/// Implement only for such types.
+unsafe trait PlainBits: Copy {}
+// SAFETY: primitive numbers: no padding, every bit pattern valid.
+unsafe impl PlainBits for f32 {}
+// SAFETY: as above.
+unsafe impl PlainBits for f64 {}
+// SAFETY: as above.
+unsafe impl PlainBits for i32 {}
+// SAFETY: as above.
+unsafe impl PlainBits for i64 {}
+
+/// The bytes of `v`, to read into.
+fn bytes_of_mut<T: PlainBits>(v: &mut [T]) -> &mut [u8] {
+    // SAFETY: `T: PlainBits` has no padding and takes any bytes; the length is v's size.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, std::mem::size_of_val(v)) }
+}
+
+/// Fills `buf` from `r`, the part of an array of `nbytes` bytes after the `done` read
+/// before it (counted in a truncation error).
+fn read_part<R: Read>(
+    r: &mut R,
+    buf: &mut [u8],
+    nbytes: usize,
+    done: usize,
+) -> Result<(), NpyError> {
+    read_exact_or_truncated(r, buf, nbytes as u64).map_err(|e| match e {
+        NpyError::Truncated { expected, found } => NpyError::Truncated {
+            expected,
+            found: done as u64 + found,
+        },
+        e => e,
+    })
+}
+
 /// Reads and checks the header; returns it with the element count and data size in bytes.
 fn read_header<R: Read>(
     r: &mut R,
@@ -734,13 +772,7 @@ fn read_data<R: Read>(
             return Ok(None);
         }
         let k = (nbytes - done).min(CHUNK);
-        read_exact_or_truncated(r, &mut chunk[..k], nbytes as u64).map_err(|e| match e {
-            NpyError::Truncated { expected, found } => NpyError::Truncated {
-                expected,
-                found: done as u64 + found,
-            },
-            e => e,
-        })?;
+        read_part(r, &mut chunk[..k], nbytes, done)?;
         done += k;
         Ok(Some(k))
     };
@@ -753,18 +785,7 @@ fn read_data<R: Read>(
                 let k = (nbytes - done).min(CHUNK);
                 let len = out.len();
                 out.resize(len + k / size, <$t>::default());
-                // SAFETY: the bytes of the `k / size` elements just added; every bit pattern
-                // is a valid value of the integer and float types this is used for.
-                let bytes = unsafe {
-                    std::slice::from_raw_parts_mut(out.as_mut_ptr().add(len) as *mut u8, k)
-                };
-                read_exact_or_truncated(r, bytes, nbytes as u64).map_err(|e| match e {
-                    NpyError::Truncated { expected, found } => NpyError::Truncated {
-                        expected,
-                        found: done as u64 + found,
-                    },
-                    e => e,
-                })?;
+                read_part(r, bytes_of_mut(&mut out[len..]), nbytes, done)?;
                 done += k;
             }
             NpyData::$var(out)
@@ -1001,9 +1022,8 @@ impl<R: Read> NpyStream<R> {
         }
         let n = n.min(self.remaining);
         out.resize(n, 0.0); // a no-op for a buffer of the same size read before
-        // SAFETY: the bytes of `out`'s n floats; every bit pattern is a float.
-        let bytes = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, n * 4) };
-        read_exact_or_truncated(&mut self.r, bytes, (n * 4) as u64).map_err(|e| self.fail(e))?;
+        read_exact_or_truncated(&mut self.r, bytes_of_mut(out), (n * 4) as u64)
+            .map_err(|e| self.fail(e))?;
         self.remaining -= n;
         Ok(true)
     }
